@@ -1,0 +1,43 @@
+"""modelshield: a zero-trust security gate for AI models.
+
+Quick start::
+
+    import modelshield
+
+    report = modelshield.scan(["model.pt", "models/"])
+    print(report.verdict.value)          # pass | warn | fail
+    for finding in report.findings:
+        print(finding.severity.label, finding.rule_id, finding.message)
+
+Scanning parses bytes only; nothing in a scanned model is executed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "scan", "ModelShieldError", "Severity", "ScanReport", "Finding"]
+
+if TYPE_CHECKING:
+    from modelshield.errors import ModelShieldError
+    from modelshield.scan import scan
+    from modelshield.types import Finding, ScanReport, Severity
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy re-exports keep `import modelshield` (and the CLI's --help) fast.
+    if name == "scan":
+        from modelshield.scan import scan
+
+        return scan
+    if name == "ModelShieldError":
+        from modelshield.errors import ModelShieldError
+
+        return ModelShieldError
+    if name in {"Severity", "ScanReport", "Finding"}:
+        from modelshield import types
+
+        return getattr(types, name)
+    raise AttributeError(name)

@@ -1,0 +1,44 @@
+"""The analyzer surface: turn a reader's intermediate representation into findings.
+
+An analyzer declares the IR types it handles; the scanner hands it every IR object of those
+types a reader yields. Analyzers never execute what they analyse.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import ClassVar
+
+from modelshield.formats.interface import ScanContext
+from modelshield.types import Finding
+
+
+class Analyzer(ABC):
+    """Judges one kind of IR. Subclasses register themselves with :func:`register_analyzer`."""
+
+    #: Short name for reports and logs.
+    name: ClassVar[str]
+    #: IR types this analyzer handles.
+    handles: ClassVar[tuple[type, ...]]
+
+    @abstractmethod
+    def analyze(self, ir: object, ctx: ScanContext) -> Iterator[Finding]:
+        """Yield findings about ``ir`` (an instance of one of ``handles``)."""
+
+
+_ANALYZERS: list[Analyzer] = []
+
+
+def register_analyzer(cls: type[Analyzer]) -> type[Analyzer]:
+    """Class decorator: add an analyzer to the registry."""
+    _ANALYZERS.append(cls())
+    return cls
+
+
+def analyzers_for(ir: object) -> list[Analyzer]:
+    """Registered analyzers that handle the type of ``ir``."""
+    from modelshield.analyzers import load_builtin_analyzers
+
+    load_builtin_analyzers()
+    return [a for a in _ANALYZERS if isinstance(ir, a.handles)]
