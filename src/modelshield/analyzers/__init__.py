@@ -1,12 +1,9 @@
-"""WHAT is wrong: analyzers that judge the readers' intermediate representations."""
+"""WHAT is wrong: analyzers that judge the readers' intermediate representations.
+
+Every module in this package is imported on first use and registers its analyzers itself.
+"""
 
 from __future__ import annotations
-
-import importlib
-
-BUILTIN_ANALYZER_MODULES: tuple[str, ...] = (
-    # one line per analyzer module
-)
 
 _loaded = False
 
@@ -17,5 +14,6 @@ def load_builtin_analyzers() -> None:
     if _loaded:
         return
     _loaded = True
-    for module in BUILTIN_ANALYZER_MODULES:
-        importlib.import_module(module)
+    from modelshield._discovery import import_all
+
+    import_all(__name__)

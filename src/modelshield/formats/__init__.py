@@ -1,18 +1,14 @@
 """WHAT the bytes are: format readers, detected by content (the extension is a hint only).
 
-Built-in readers live in the modules listed in ``BUILTIN_READER_MODULES``; each registers its
-reader classes with :func:`modelshield.formats.interface.register_reader` at import time.
+Every module in this package is imported on first use; each registers its reader classes with
+:func:`modelshield.formats.interface.register_reader` at import time (so a new format is a new
+module, nothing else to edit). Readers import heavy optional dependencies lazily, inside ``read``.
 Third-party readers can register through the ``modelshield.readers`` entry-point group.
 """
 
 from __future__ import annotations
 
-import importlib
 from importlib.metadata import entry_points
-
-BUILTIN_READER_MODULES: tuple[str, ...] = (
-    # one line per reader module; order does not matter (readers carry a priority)
-)
 
 _loaded = False
 
@@ -23,7 +19,8 @@ def load_builtin_readers() -> None:
     if _loaded:
         return
     _loaded = True
-    for module in BUILTIN_READER_MODULES:
-        importlib.import_module(module)
+    from modelshield._discovery import import_all
+
+    import_all(__name__)
     for entry in entry_points(group="modelshield.readers"):
         entry.load()
