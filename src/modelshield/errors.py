@@ -35,7 +35,9 @@ class LimitExceeded(FormatError):
     """A configured limit (size, opcodes, depth, time ...) was hit while parsing."""
 
     def __init__(self, limit: str, value: object, message: str = "") -> None:
-        super().__init__(message or f"limit {limit} ({value}) exceeded", hint=f"raise --limit {limit}=... if you trust this input")
+        super().__init__(
+            message or f"limit {limit} ({value}) exceeded", hint=f"raise --limit {limit}=... if you trust this input"
+        )
         self.limit = limit
         self.value = value
 

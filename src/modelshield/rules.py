@@ -66,8 +66,7 @@ UNKNOWN_CONTENT = rule(
     "Content no reader recognises",
     Severity.LOW,
     Category.COVERAGE,
-    "No reader recognised these bytes, so nothing vouches for them. Unknown content is never "
-    "reported as clean.",
+    "No reader recognised these bytes, so nothing vouches for them. Unknown content is never reported as clean.",
     "Check what this file is; remove it from the model if it is not needed.",
 )
 PARSE_ERROR = rule(
@@ -93,8 +92,7 @@ SCAN_CRASH = rule(
     "The scanner worker for this file crashed or hung",
     Severity.MEDIUM,
     Category.COVERAGE,
-    "The isolated worker that scanned this file died or exceeded its time budget. The file was "
-    "not analysed.",
+    "The isolated worker that scanned this file died or exceeded its time budget. The file was not analysed.",
     "Scan the file alone with a larger --timeout; report a crash as a modelshield bug.",
 )
 UNREADABLE = rule(

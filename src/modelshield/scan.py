@@ -18,7 +18,6 @@ from modelshield.errors import FormatError, LimitExceeded, SourceError
 from modelshield.formats.interface import Blob, ScanContext, detect
 from modelshield.limits import Limits
 from modelshield.rules import RULES_VERSION, rule
-from modelshield.sources.local import LocalSource
 from modelshield.types import Artifact, Category, Finding, ScanReport, Severity
 
 INTERNAL_ERROR = rule(
@@ -43,6 +42,9 @@ HASH_CHUNK = 1 << 20
 
 class ScanObserver(Protocol):
     """Receives progress events (the CLI attaches a rich progress bar)."""
+
+    def files_found(self, blobs: Sequence[Blob]) -> None:
+        """The top-level files are known (before scanning starts)."""
 
     def file_started(self, blob: Blob) -> None:
         """A top-level file is about to be scanned."""
@@ -107,7 +109,9 @@ def _scan_blob(blob: Blob, limits: Limits, deadline: float, out: list[Artifact],
         else:
             reader = detect(blob, head)
             if reader is None:
-                findings.append(ctx.finding("UNKNOWN-CONTENT", f"no reader recognises this content (starts with {head[:16]!r})"))
+                findings.append(
+                    ctx.finding("UNKNOWN-CONTENT", f"no reader recognises this content (starts with {head[:16]!r})")
+                )
             else:
                 fmt = ctx.format = reader.name
                 for item in reader.read(blob, ctx):
@@ -127,10 +131,20 @@ def _scan_blob(blob: Blob, limits: Limits, deadline: float, out: list[Artifact],
     for child in children:
         if child.depth > limits.max_archive_depth:
             out.append(
-                Artifact(child.path, child.member, "unscanned", child.size, None, (
-                    ScanContext(child, limits).finding("LIMIT-EXCEEDED", "archive nesting too deep; member not scanned",
-                                                       evidence=f"max_archive_depth={limits.max_archive_depth}"),
-                ))
+                Artifact(
+                    child.path,
+                    child.member,
+                    "unscanned",
+                    child.size,
+                    None,
+                    (
+                        ScanContext(child, limits).finding(
+                            "LIMIT-EXCEEDED",
+                            "archive nesting too deep; member not scanned",
+                            evidence=f"max_archive_depth={limits.max_archive_depth}",
+                        ),
+                    ),
+                )
             )
             continue
         _scan_blob(child, limits, deadline, out)
@@ -160,6 +174,8 @@ class Scanner:
         started = _dt.datetime.now(_dt.UTC)
         t0 = time.perf_counter()
         blobs = collect_blobs(targets)
+        if self.observer:
+            self.observer.files_found(blobs)
         artifacts: list[Artifact] = []
         for blob, file_artifacts in self._run(blobs):
             artifacts.extend(file_artifacts)

@@ -74,7 +74,9 @@ class Blob:
 
     def child_range(self, member: str, start: int, length: int, format_hint: str = "") -> Blob:
         """A child blob over a byte range of this blob (no copy)."""
-        return Blob(self.path, (*self.members, member), length, lambda: _RangeStream(self.open(), start, length), format_hint)
+        return Blob(
+            self.path, (*self.members, member), length, lambda: _RangeStream(self.open(), start, length), format_hint
+        )
 
 
 class _RangeStream(io.RawIOBase):
@@ -125,7 +127,9 @@ class ScanContext:
     deadline: float = field(default_factory=lambda: float("inf"))
     format: str = ""
 
-    def location(self, offset: int | None = None, detail: str | None = None, opcode_index: int | None = None) -> Location:
+    def location(
+        self, offset: int | None = None, detail: str | None = None, opcode_index: int | None = None
+    ) -> Location:
         """A location inside the current blob."""
         return Location(self.blob.path, self.blob.member, offset, opcode_index, detail)
 

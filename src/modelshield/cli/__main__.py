@@ -1,0 +1,5 @@
+"""``python -m modelshield.cli``."""
+
+from modelshield.cli.main import main
+
+main()

@@ -1,0 +1,25 @@
+"""SAY it: render a ScanReport as json, sarif or text."""
+
+from __future__ import annotations
+
+from modelshield.errors import UsageError
+from modelshield.types import ScanReport
+
+FORMATS = ("text", "json", "sarif")
+
+
+def render(report: ScanReport, fmt: str) -> str:
+    """Render ``report`` in format ``fmt`` (one of FORMATS)."""
+    if fmt == "json":
+        from modelshield.render.json import render_json
+
+        return render_json(report)
+    if fmt == "sarif":
+        from modelshield.render.sarif import render_sarif
+
+        return render_sarif(report)
+    if fmt == "text":
+        from modelshield.render.text import render_text
+
+        return render_text(report)
+    raise UsageError(f"unknown output format {fmt!r}", hint="choose one of: " + ", ".join(FORMATS))

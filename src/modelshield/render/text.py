@@ -1,0 +1,53 @@
+"""Plain-text report for people (the default output format)."""
+
+from __future__ import annotations
+
+from modelshield.types import Artifact, ScanReport, Severity
+
+_MARK = {
+    Severity.CRITICAL: "CRITICAL",
+    Severity.HIGH: "HIGH    ",
+    Severity.MEDIUM: "MEDIUM  ",
+    Severity.LOW: "LOW     ",
+    Severity.INFO: "INFO    ",
+}
+
+
+def _artifact_lines(artifact: Artifact, report: ScanReport) -> list[str]:
+    name = artifact.path if artifact.member is None else f"{artifact.path}!/{artifact.member}"
+    head = f"{artifact.verdict(report.fail_on).value.upper():4}  {name}  [{artifact.format}, {artifact.size} bytes]"
+    lines = [head]
+    if artifact.sha256:
+        lines.append(f"      sha256 {artifact.sha256}")
+    for f in sorted(artifact.findings, key=lambda f: -f.severity):
+        where = f" @ byte {f.location.offset}" if f.location.offset is not None else ""
+        lines.append(f"      {_MARK[f.severity]} {f.rule_id}: {f.message}{where}")
+        if f.evidence:
+            lines.append(f"               evidence: {f.evidence[:300]}")
+        if f.references:
+            lines.append(f"               refs: {', '.join(f.references)}")
+    return lines
+
+
+def render_text(report: ScanReport, show_clean: bool = True) -> str:
+    """The whole report as text: one block per artifact, then the summary."""
+    lines: list[str] = []
+    for artifact in report.artifacts:
+        if show_clean or artifact.findings:
+            lines.extend(_artifact_lines(artifact, report))
+    lines.append("")
+    lines.append(summary_line(report))
+    return "\n".join(lines) + "\n"
+
+
+def summary_line(report: ScanReport) -> str:
+    """One-line summary: verdict, counts, files."""
+    counts = report.counts()
+    shown = ", ".join(f"{n} {sev}" for sev, n in reversed(counts.items()) if n) or "no findings"
+    gaps = len(report.coverage_gaps)
+    cov = f"; {gaps} coverage gap(s)" if gaps else ""
+    return (
+        f"verdict: {report.verdict.value.upper()} ({shown}{cov}) - {report.files_scanned} file(s), "
+        f"{len(report.artifacts)} artifact(s), {report.bytes_scanned} bytes in {report.duration_s:.2f} s "
+        f"[fail-on {report.fail_on.label}]"
+    )
