@@ -177,7 +177,7 @@ class Scanner:
         if self.observer:
             self.observer.files_found(blobs)
         artifacts: list[Artifact] = []
-        for blob, file_artifacts in self._run(blobs):
+        for _blob, file_artifacts in self._run(blobs):
             artifacts.extend(file_artifacts)
         return ScanReport(
             tool_version=__version__,

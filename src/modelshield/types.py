@@ -34,7 +34,7 @@ class Severity(enum.IntEnum):
             raise ValueError(f"unknown severity {text!r}; choose one of: {choices}") from None
 
 
-class Category(str, enum.Enum):
+class Category(enum.StrEnum):
     """What kind of problem a finding describes."""
 
     MALICIOUS_CODE = "malicious-code"
@@ -46,7 +46,7 @@ class Category(str, enum.Enum):
     INTEGRITY = "integrity"
 
 
-class VerdictKind(str, enum.Enum):
+class VerdictKind(enum.StrEnum):
     """Overall outcome of a scan or of one artifact."""
 
     PASS = "pass"

@@ -7,6 +7,7 @@ that file and starts a fresh worker; the other files are unaffected.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import time
 from collections import deque
@@ -112,10 +113,8 @@ def run_isolated(
                     retire(worker, f"scanning this file took longer than the timeout of {timeout:g} s")
     finally:
         for worker in workers:
-            try:
+            with contextlib.suppress(BrokenPipeError, OSError):
                 worker.conn.send(None)
-            except (BrokenPipeError, OSError):
-                pass
             worker.process.join(1)
             if worker.process.is_alive():
                 worker.process.kill()

@@ -74,9 +74,11 @@ class Blob:
 
     def child_range(self, member: str, start: int, length: int, format_hint: str = "") -> Blob:
         """A child blob over a byte range of this blob (no copy)."""
-        return Blob(
-            self.path, (*self.members, member), length, lambda: _RangeStream(self.open(), start, length), format_hint
-        )
+
+        def opener() -> BinaryIO:
+            return io.BufferedReader(_RangeStream(self.open(), start, length), buffer_size=1 << 16)
+
+        return Blob(self.path, (*self.members, member), length, opener, format_hint)
 
 
 class _RangeStream(io.RawIOBase):

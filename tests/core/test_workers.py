@@ -1,0 +1,50 @@
+"""Worker isolation: a crash or hang while scanning one file is reported; the others are scanned."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from modelshield.formats.interface import Blob, Reader, ScanContext, register_reader
+from modelshield.scan import Scanner, ScanOptions
+
+
+@register_reader
+class _MisbehavingReader(Reader):
+    """Test-only reader: hangs or kills its process on files with a magic prefix."""
+
+    name = "test-misbehaving"
+    priority = 1000
+
+    def sniff(self, head: bytes, blob: Blob) -> bool:
+        return head.startswith((b"MSTEST-HANG", b"MSTEST-CRASH"))
+
+    def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
+        if blob.head().startswith(b"MSTEST-CRASH"):
+            os._exit(139)
+        while True:
+            time.sleep(0.05)
+        yield  # pragma: no cover
+
+
+def test_crash_and_hang_are_isolated_and_reported(tmp_path: Path) -> None:
+    (tmp_path / "a-good.pkl").write_bytes(pickle.dumps({"a": 1}))
+    (tmp_path / "b-crash.bin").write_bytes(b"MSTEST-CRASH")
+    (tmp_path / "c-hang.bin").write_bytes(b"MSTEST-HANG")
+    (tmp_path / "d-good.pkl").write_bytes(pickle.dumps([1, 2]))
+    started = time.monotonic()
+    report = Scanner(ScanOptions(jobs=2, timeout_s=2.0)).scan([str(tmp_path)])
+    assert time.monotonic() - started < 60
+    by_name = {Path(a.path).name: a for a in report.artifacts}
+    assert [f.rule_id for f in by_name["b-crash.bin"].findings] == ["SCAN-CRASH"]
+    assert "died" in by_name["b-crash.bin"].findings[0].message
+    assert [f.rule_id for f in by_name["c-hang.bin"].findings] == ["SCAN-CRASH"]
+    assert "timeout" in by_name["c-hang.bin"].findings[0].message
+    assert by_name["a-good.pkl"].format == "pickle" and not by_name["a-good.pkl"].findings
+    assert by_name["d-good.pkl"].format == "pickle" and not by_name["d-good.pkl"].findings
+    # Results keep the input order whatever order the workers finished in.
+    assert [Path(a.path).name for a in report.artifacts] == ["a-good.pkl", "b-crash.bin", "c-hang.bin", "d-good.pkl"]
+    assert report.blocking
