@@ -1,0 +1,250 @@
+"""The offline advisory database: OSV records reduced to what version matching needs.
+
+The package ships ``modelshield/data/advisories/advisories.json`` (built by
+``scripts/build_advisories.py`` from OSV JSON records plus curation files). A refreshed copy
+imported with ``modelshield advisories update`` lives in the user data folder and wins when its
+snapshot is newer. Records are indexed by normalised package name, so a lookup only ever looks
+at the advisories of one package.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelshield.errors import ModelShieldError
+
+FORMAT_VERSION = 1
+SHIPPED_NAME = "advisories.json"
+
+
+class AdvisoryDataError(ModelShieldError):
+    """An advisory file (OSV record, curation YAML, shipped DB) is malformed.
+
+    The message names the file, the line (when known) and the field.
+    """
+
+    def __init__(self, file: str, field_path: str, problem: str, line: int | None = None, hint: str = "") -> None:
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(
+            f"{where}: field {field_path or '(top level)'}: {problem}",
+            hint=hint or "fix or remove this record, then run the import again",
+        )
+        self.file = file
+        self.line = line
+        self.field = field_path
+
+
+def normalise(name: str) -> str:
+    """PEP 503 normalised package name (``Llama_CPP.python`` -> ``llama-cpp-python``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """One affected version interval: ``introduced <= v < fixed`` or ``<= last_affected``.
+
+    ``introduced`` "0" means every version before the upper bound; both bounds None means open.
+    """
+
+    introduced: str
+    fixed: str | None = None
+    last_affected: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Advisory:
+    """One advisory for one package, with the flags the relevance logic needs."""
+
+    id: str
+    package: str
+    aliases: tuple[str, ...]
+    summary: str
+    intervals: tuple[Interval, ...]
+    relevant: bool = False
+    vector: str = "other"
+    cwe: tuple[str, ...] = ()
+    verified: bool = True
+    withdrawn: bool = False
+    url: str = ""
+
+    @property
+    def cves(self) -> tuple[str, ...]:
+        """CVE ids among the id and aliases."""
+        return tuple(a for a in (self.id, *self.aliases) if a.startswith("CVE-"))
+
+    @property
+    def display_id(self) -> str:
+        """The CVE id when there is one (what people search for), else the record id."""
+        cves = self.cves
+        return cves[0] if cves else self.id
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        """Every id of this advisory (record id, CVE, GHSA), for finding references."""
+        return tuple(dict.fromkeys((self.id, *self.aliases, *self.cwe)))
+
+    @property
+    def fixed_versions(self) -> tuple[str, ...]:
+        """Versions that fix the advisory (the upper bounds of the intervals)."""
+        return tuple(i.fixed for i in self.intervals if i.fixed)
+
+    def to_compact(self) -> dict[str, Any]:
+        """Compact JSON form used in the shipped file (empty fields left out)."""
+        out: dict[str, Any] = {"id": self.id, "summary": self.summary}
+        out["ranges"] = [[i.introduced, i.fixed, i.last_affected] for i in self.intervals]
+        if self.aliases:
+            out["aliases"] = list(self.aliases)
+        if self.relevant:
+            out["relevant"] = True
+        if self.vector != "other":
+            out["vector"] = self.vector
+        if self.cwe:
+            out["cwe"] = list(self.cwe)
+        if not self.verified:
+            out["verified"] = False
+        if self.withdrawn:
+            out["withdrawn"] = True
+        if self.url:
+            out["url"] = self.url
+        return out
+
+    @classmethod
+    def from_compact(cls, package: str, data: Mapping[str, Any], file: str) -> Advisory:
+        """Inverse of :meth:`to_compact`; raise AdvisoryDataError naming the field when malformed."""
+        try:
+            intervals = tuple(Interval(str(r[0]), r[1], r[2]) for r in data["ranges"])
+            return cls(
+                id=str(data["id"]),
+                package=package,
+                aliases=tuple(data.get("aliases", ())),
+                summary=str(data.get("summary", "")),
+                intervals=intervals,
+                relevant=bool(data.get("relevant", False)),
+                vector=str(data.get("vector", "other")),
+                cwe=tuple(data.get("cwe", ())),
+                verified=bool(data.get("verified", True)),
+                withdrawn=bool(data.get("withdrawn", False)),
+                url=str(data.get("url", "")),
+            )
+        except (KeyError, IndexError, TypeError) as exc:
+            rid = data.get("id", "?") if isinstance(data, Mapping) else "?"
+            raise AdvisoryDataError(file, f"packages.{package}[{rid}]", f"malformed record ({exc!r})") from None
+
+
+@dataclass(slots=True)
+class AdvisoryDB:
+    """Advisories indexed by normalised package name, with the snapshot date of the data."""
+
+    snapshot: str
+    source: str
+    packages: dict[str, tuple[Advisory, ...]]
+    _by_id: dict[str, Advisory] = field(default_factory=dict, repr=False)
+
+    def for_package(self, name: str) -> tuple[Advisory, ...]:
+        """Advisories of one package (empty when none)."""
+        return self.packages.get(normalise(name), ())
+
+    def get(self, ident: str) -> Advisory | None:
+        """Look an advisory up by record id, CVE or GHSA alias."""
+        if not self._by_id:
+            for advisories in self.packages.values():
+                for adv in advisories:
+                    for key in (adv.id, *adv.aliases):
+                        self._by_id.setdefault(key, adv)
+        return self._by_id.get(ident)
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.packages.values())
+
+    def to_json(self) -> str:
+        """Serialize to the compact shipped format (stable order, one package per key)."""
+        payload = {
+            "format": FORMAT_VERSION,
+            "snapshot": self.snapshot,
+            "source": self.source,
+            "count": len(self),
+            "packages": {
+                pkg: [a.to_compact() for a in sorted(advs, key=lambda a: a.id)]
+                for pkg, advs in sorted(self.packages.items())
+            },
+        }
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, file: str) -> AdvisoryDB:
+        """Parse the compact format; raise AdvisoryDataError with file/line/field when malformed."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise AdvisoryDataError(file, "", f"not valid JSON: {exc.msg}", exc.lineno) from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
+            raise AdvisoryDataError(file, "format", f"expected advisory database format {FORMAT_VERSION}")
+        packages = data.get("packages")
+        if not isinstance(packages, dict):
+            raise AdvisoryDataError(file, "packages", "expected an object of package -> advisories")
+        index = {
+            normalise(pkg): tuple(Advisory.from_compact(normalise(pkg), rec, file) for rec in recs)
+            for pkg, recs in packages.items()
+        }
+        return cls(str(data.get("snapshot", "unknown")), str(data.get("source", "")), index)
+
+    @classmethod
+    def from_advisories(cls, advisories: Iterable[Advisory], snapshot: str, source: str) -> AdvisoryDB:
+        """Index a flat list of advisories by package."""
+        grouped: dict[str, list[Advisory]] = {}
+        for adv in advisories:
+            grouped.setdefault(normalise(adv.package), []).append(adv)
+        return cls(snapshot, source, {k: tuple(v) for k, v in grouped.items()})
+
+
+def shipped_path() -> Path:
+    """Path of the advisory database shipped inside the package."""
+    return Path(__file__).resolve().parent.parent / "data" / "advisories" / SHIPPED_NAME
+
+
+def user_path() -> Path:
+    """Where ``advisories update`` stores a refreshed database (``$MODELSHIELD_DATA_DIR`` or XDG)."""
+    base = os.environ.get("MODELSHIELD_DATA_DIR")
+    if base:
+        return Path(base) / SHIPPED_NAME
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "modelshield" / SHIPPED_NAME
+
+
+_CACHE: dict[str, AdvisoryDB] = {}
+
+
+def load_file(path: Path) -> AdvisoryDB:
+    """Load one database file (cached per path)."""
+    key = str(path)
+    if key not in _CACHE:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise AdvisoryDataError(key, "", f"cannot read: {exc.strerror}") from None
+        _CACHE[key] = AdvisoryDB.from_json(text, key)
+    return _CACHE[key]
+
+
+def load_db(path: Path | None = None) -> AdvisoryDB:
+    """The advisory database: ``path`` if given, else the newer of the user copy and the shipped one."""
+    if path is not None:
+        return load_file(path)
+    shipped = load_file(shipped_path())
+    user = user_path()
+    if user.is_file():
+        refreshed = load_file(user)
+        if refreshed.snapshot >= shipped.snapshot:
+            return refreshed
+    return shipped
+
+
+def clear_cache() -> None:
+    """Forget loaded databases (after an update, or in tests)."""
+    _CACHE.clear()
