@@ -100,6 +100,8 @@ class Finding:
     evidence: str = ""
     references: tuple[str, ...] = ()
     remediation: str = ""
+    #: How the finding was established: ``static`` (parsed bytes) or ``dynamic`` (observed in the sandbox).
+    source: str = "static"
 
     def to_dict(self) -> dict[str, Any]:
         """Serialize for the JSON report."""
@@ -112,6 +114,7 @@ class Finding:
             "evidence": self.evidence,
             "references": list(self.references),
             "remediation": self.remediation,
+            "source": self.source,
         }
 
 
