@@ -1,0 +1,180 @@
+"""7z archives, through ``py7zr``: members decompressed into bounded spools, never to disk.
+
+Scanners that did not look inside 7z archives were bypassed by shipping the payload there. The
+member list is checked first (path traversal, links, member count), then every regular member is
+decompressed with a size cap derived from the limits and yielded as a child blob. Encrypted
+archives and members are reported as coverage gaps.
+"""
+
+from __future__ import annotations
+
+import io
+import lzma
+import struct
+import zlib
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any, cast
+
+from modelshield.errors import FormatError
+from modelshield.formats._containers import (
+    ARCHIVE_BOMB,
+    ENCRYPTED,
+    PATH_TRAVERSAL,
+    RATIO_FLOOR,
+    Budget,
+    Spool,
+    check_members,
+    unsafe_link,
+    unsafe_path,
+)
+from modelshield.formats.interface import Blob, Reader, ScanContext, register_reader
+
+if TYPE_CHECKING:
+    from py7zr.io import Py7zIO, WriterFactory
+
+MAGIC = b"7z\xbc\xaf\x27\x1c"
+#: py7zr is not hardened against hostile headers; these are what it raises on them.
+LIBRARY_ERRORS: tuple[type[BaseException], ...] = (
+    lzma.LZMAError,
+    zlib.error,
+    EOFError,
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+    struct.error,
+    UnicodeError,
+    OverflowError,
+    NotImplementedError,
+    OSError,
+    AssertionError,
+)
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    from py7zr import exceptions
+
+    return (exceptions.ArchiveError, exceptions.AbsolutePathError, *LIBRARY_ERRORS)
+
+
+@register_reader
+class SevenZipReader(Reader):
+    """7z archives (py7zr)."""
+
+    name = "7z"
+    priority = 90
+
+    def sniff(self, head: bytes, blob: Blob) -> bool:
+        """The 7z signature."""
+        return head.startswith(MAGIC)
+
+    def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
+        """List members, report unsafe ones, decompress the rest into child blobs."""
+        import py7zr
+        from py7zr.exceptions import DecompressionBombError, PasswordRequired
+
+        budget = Budget(ctx.limits)
+        with blob.open() as stream:
+            try:
+                archive = py7zr.SevenZipFile(stream, mode="r")
+            except PasswordRequired:
+                yield ctx.finding(ENCRYPTED.id, "7z archive headers are encrypted; nothing could be analysed")
+                return
+            except _errors() as exc:
+                raise FormatError(f"unreadable 7z archive: {type(exc).__name__}: {exc}") from None
+            with archive:
+                targets, links = yield from _safe_targets(archive, ctx)
+                size = stream.seek(0, io.SEEK_END)
+                cap = min(budget.remaining, max(RATIO_FLOOR, int(size * ctx.limits.max_compression_ratio)))
+                archive.max_extract_size = cap
+                factory = _SpoolFactory(budget, ctx)
+                failed = True
+                try:
+                    if targets:
+                        archive.extract(targets=targets, factory=cast("WriterFactory", factory))
+                    failed = False
+                except PasswordRequired:
+                    yield ctx.finding(ENCRYPTED.id, "7z members are encrypted and could not be analysed")
+                except DecompressionBombError:
+                    yield ctx.finding(
+                        ARCHIVE_BOMB.id,
+                        f"7z content expands beyond {cap} bytes; only what was decompressed before was analysed",
+                    )
+                except _errors() as exc:
+                    yield ctx.finding(
+                        "PARSE-ERROR",
+                        f"7z member data is corrupt ({type(exc).__name__}: {exc}); what was recovered was scanned",
+                    )
+                yield from _products(factory, links, failed, blob, ctx)
+
+
+def _products(factory: _SpoolFactory, links: set[str], failed: bool, blob: Blob, ctx: ScanContext) -> Iterator[object]:
+    """Extracted members as child blobs; symbolic links (whose content is the target) checked."""
+    for name, spool in factory.products.items():
+        if name in links:
+            target = spool.head(4096).decode("utf-8", "replace")
+            reason = unsafe_link(name, target)
+            if reason:
+                yield ctx.finding(PATH_TRAVERSAL.id, f"7z link {name!r}: {reason}", detail=name, evidence=target)
+        elif spool.size or not failed:
+            yield spool.blob(blob, name)
+
+
+def _safe_targets(archive: Any, ctx: ScanContext) -> Generator[object, None, tuple[list[str], set[str]]]:
+    """Yield findings for unsafe members; return the members to extract and which are links."""
+    try:
+        infos = archive.list()
+    except _errors() as exc:
+        raise FormatError(f"unreadable 7z member list: {type(exc).__name__}: {exc}") from None
+    check_members(len(infos), ctx.limits)
+    targets: list[str] = []
+    links: set[str] = set()
+    for info in infos:
+        reason = unsafe_path(info.filename)
+        if reason:
+            yield ctx.finding(
+                PATH_TRAVERSAL.id, f"7z member {info.filename!r}: {reason}; not extracted", detail=info.filename
+            )
+        elif not info.is_directory:
+            targets.append(info.filename)
+            if info.is_symlink:
+                links.add(info.filename)
+    return targets, links
+
+
+class _SpoolFactory:
+    """py7zr writer factory: each member goes into a bounded spool."""
+
+    def __init__(self, budget: Budget, ctx: ScanContext) -> None:
+        self.budget = budget
+        self.ctx = ctx
+        self.products: dict[str, Spool] = {}
+
+    def create(self, filename: str) -> Py7zIO:
+        """A writer for one member."""
+        from py7zr.io import Py7zIO
+
+        spool = Spool(self.budget)
+        self.products[filename] = spool
+        ctx = self.ctx
+
+        class _Writer(Py7zIO):
+            def write(self, s: bytes | bytearray) -> int:
+                ctx.check_time()
+                spool.write(bytes(s))
+                return len(s)
+
+            def read(self, size: int | None = None) -> bytes:
+                return b""
+
+            def seek(self, offset: int, whence: int = 0) -> int:
+                return 0
+
+            def flush(self) -> None:
+                return None
+
+            def size(self) -> int:
+                return spool.size
+
+        return _Writer()
