@@ -196,6 +196,10 @@ class ScanReport:
     files_skipped: int
     bytes_scanned: int
     errors: tuple[str, ...] = field(default=())
+    #: Snapshot date of the advisory data the CVE findings were matched against (None: not assessed).
+    advisory_snapshot: str | None = None
+    #: The policy decision (profile, rules passed/failed, waivers) as JSON-ready data, when a policy ran.
+    policy: dict[str, Any] | None = None
 
     @property
     def findings(self) -> tuple[Finding, ...]:

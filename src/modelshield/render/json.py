@@ -32,6 +32,8 @@ def report_dict(report: ScanReport) -> dict[str, Any]:
         },
         "artifacts": [a.to_dict(report.fail_on) for a in report.artifacts],
         "coverage": {"complete": not gaps, "gaps": [g.to_dict() for g in gaps]},
+        "advisories": {"snapshot": report.advisory_snapshot},
+        **({"policy": report.policy} if report.policy is not None else {}),
     }
 
 

@@ -36,6 +36,8 @@ def render_text(report: ScanReport, show_clean: bool = True) -> str:
         if show_clean or artifact.findings:
             lines.extend(_artifact_lines(artifact, report))
     lines.append("")
+    if report.advisory_snapshot:
+        lines.append(f"advisory data: snapshot {report.advisory_snapshot}")
     lines.append(summary_line(report))
     return "\n".join(lines) + "\n"
 
