@@ -74,15 +74,15 @@ class TarReader(Reader):
                     end = info.offset_data + _padded(info.size) if info.isreg() else info.offset_data
             except TAR_ERRORS as exc:
                 error = f"{type(exc).__name__}: {exc}"
-            end = max(end, archive.offset) if not error else end
+            if not error:
+                end = max(end, archive.offset)
+                stream.seek(end)
+                if len(stream.read(BLOCK)) < BLOCK:
+                    error = "the archive ends without its end-of-archive marker (truncated)"
             if set(names) & LEGACY_TORCH_MEMBERS and "pickle" in names:
                 ctx.format = "torch-legacy-tar"
             if error:
-                yield ctx.finding(
-                    "PARSE-ERROR",
-                    f"tar header after byte {end} is malformed ({error}); the rest was scanned as raw data",
-                    offset=end,
-                )
+                yield ctx.finding("PARSE-ERROR", f"tar archive is damaged after byte {end}: {error}", offset=end)
             yield from _trailing(stream, blob, end, size, ctx)
 
 

@@ -70,7 +70,7 @@ BUILTIN_OP_NAMESPACES = frozenset(
 _DANGEROUS = re.compile(
     r"""\b(?:torch\.from_file|ops\.aten\.from_file|aten::from_file|__import__|__builtins__|importlib|subprocess
     |os\.(?:system|popen|exec\w*|spawn\w*|remove|unlink|rmdir|environ|fork|kill)|sys\.modules|builtins\.
-    |(?<![\w.])(?:eval|exec|compile|open|getattr|globals|locals|breakpoint)\s*\(
+    |(?<![\w.])(?:eval|exec|compile|open|globals|locals|breakpoint)\s*\(
     |ctypes|socket|shutil|pickle\.loads?|marshal|load_library)\b""",
     re.VERBOSE,
 )

@@ -1,0 +1,603 @@
+"""Container readers: lenient zip (PyTorch, TorchScript, npz), tar, 7z, compression wrappers.
+
+Every fixture is generated here. The "malicious" pickle is built from opcodes by hand and is
+never loaded: it would only ``touch CANARY``.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import struct
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from modelshield.errors import FormatError, LimitExceeded
+from modelshield.formats.compressed import CompressedReader
+from modelshield.formats.interface import Blob, Reader, ScanContext
+from modelshield.formats.sevenzip import SevenZipReader
+from modelshield.formats.tar import TarReader
+from modelshield.formats.zipfmt.reader import ZipReader
+from modelshield.limits import Limits
+from modelshield.scan import ScanOptions, scan_file
+from modelshield.sources.local import file_blob
+from modelshield.types import Finding, Severity
+
+PAYLOAD = b"cos\nsystem\n(S'touch CANARY'\ntR."
+CONTAINER_READERS: tuple[Reader, ...] = (ZipReader(), SevenZipReader(), CompressedReader(), TarReader())
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@dataclass
+class Result:
+    """What one reader produced for one blob."""
+
+    reader: str
+    format: str
+    findings: list[Finding] = field(default_factory=list)
+    children: list[Blob] = field(default_factory=list)
+
+    def rules(self) -> set[str]:
+        return {f.rule_id for f in self.findings}
+
+    def child(self, member: str) -> Blob:
+        matches = [c for c in self.children if c.members[-1] == member]
+        assert matches, f"no child {member!r} in {[c.members[-1] for c in self.children]}"
+        return matches[0]
+
+    def names(self) -> list[str]:
+        return [c.members[-1] for c in self.children]
+
+
+def bytes_blob(data: bytes, name: str = "sample.bin") -> Blob:
+    return Blob(name, (), len(data), lambda: io.BytesIO(data))
+
+
+def run(blob: Blob | bytes, limits: Limits | None = None) -> Result:
+    """Detect the container reader for ``blob`` and read it fully."""
+    if isinstance(blob, bytes):
+        blob = bytes_blob(blob)
+    head = blob.head()
+    reader = next((r for r in CONTAINER_READERS if r.sniff(head, blob)), None)
+    assert reader is not None, f"no container reader recognises {head[:16]!r}"
+    ctx = ScanContext(blob, limits or Limits())
+    result = Result(reader.name, "")
+    for item in reader.read(blob, ctx):
+        if isinstance(item, Finding):
+            result.findings.append(item)
+        elif isinstance(item, Blob):
+            result.children.append(item)
+    result.format = ctx.format or reader.name
+    return result
+
+
+def read_all(blob: Blob) -> bytes:
+    with blob.open() as stream:
+        return stream.read()
+
+
+def leaves(blob: Blob, depth: int = 0) -> Iterator[Blob]:
+    """Expand containers recursively; yield every non-container blob."""
+    head = blob.head()
+    if depth < 8 and any(r.sniff(head, blob) for r in CONTAINER_READERS):
+        for child in run(blob).children:
+            yield from leaves(child, depth + 1)
+    else:
+        yield blob
+
+
+def zip_bytes(members: dict[str, bytes], method: int = zipfile.ZIP_STORED, **kwargs: object) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=method, **kwargs) as archive:  # type: ignore[arg-type]
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buf.getvalue()
+
+
+def torch_like_zip(pickle_bytes: bytes = PAYLOAD, extra: dict[str, bytes] | None = None) -> bytes:
+    members = {"archive/data.pkl": pickle_bytes, "archive/version": b"3\n", "archive/byteorder": b"little"}
+    members["archive/data/0"] = bytes(range(64))
+    members.update(extra or {})
+    return zip_bytes(members)
+
+
+def header_positions(data: bytes, signature: bytes) -> list[int]:
+    out, pos = [], data.find(signature)
+    while pos >= 0:
+        out.append(pos)
+        pos = data.find(signature, pos + 1)
+    return out
+
+
+def patch(data: bytes, offset: int, fmt: str, value: int) -> bytes:
+    buf = bytearray(data)
+    struct.pack_into(fmt, buf, offset, value)
+    return bytes(buf)
+
+
+def member_header(data: bytes, name: bytes) -> tuple[int, int]:
+    """Offsets of the local and central headers of member ``name``."""
+    local = next(p for p in header_positions(data, b"PK\x03\x04") if data[p + 30 : p + 30 + len(name)] == name)
+    central = next(p for p in header_positions(data, b"PK\x01\x02") if data[p + 46 : p + 46 + len(name)] == name)
+    return local, central
+
+
+def payload_children(result: Result) -> list[Blob]:
+    return [c for c in result.children if read_all(c) == PAYLOAD]
+
+
+# --------------------------------------------------------------------------- real frameworks
+
+
+@pytest.fixture(scope="session")
+def torch_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    torch = pytest.importorskip("torch")
+    root = tmp_path_factory.mktemp("torch")
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    paths = {"state_dict": root / "model.pt", "script": root / "scripted.pt"}
+    torch.save(model.state_dict(), paths["state_dict"])
+    torch.jit.save(torch.jit.script(model), str(paths["script"]))
+    return paths
+
+
+def test_torch_state_dict_yields_only_the_pickle(torch_files: dict[str, Path]) -> None:
+    path = torch_files["state_dict"]
+    result = run(file_blob(str(path), path.stat().st_size))
+    assert result.format == "pytorch-zip"
+    assert result.findings == []
+    assert [name.rsplit("/", 1)[-1] for name in result.names()] == ["data.pkl"]
+    assert result.children[0].head(2) == b"\x80\x02"
+    assert result.children[0].members[-1].startswith("model/")
+
+
+def test_torchscript_module_yields_its_pickles(torch_files: dict[str, Path]) -> None:
+    path = torch_files["script"]
+    result = run(file_blob(str(path), path.stat().st_size))
+    assert result.format == "torchscript"
+    assert [f for f in result.findings if f.severity >= Severity.MEDIUM] == []
+    bases = {name.rsplit("/", 1)[-1] for name in result.names()}
+    assert {"data.pkl", "constants.pkl"} <= bases
+    assert not any(name.endswith(".py") for name in result.names())  # code is checked in place
+    assert all(c.head(1) == b"\x80" for c in result.children)
+
+
+def test_torchscript_code_with_file_access_is_reported(torch_files: dict[str, Path]) -> None:
+    with zipfile.ZipFile(torch_files["script"]) as original:
+        members = {i.filename: original.read(i.filename) for i in original.infolist()}
+    code = next(n for n in members if n.endswith(".py"))
+    members[code] += b"\n  def steal(self) -> Tensor:\n    return torch.from_file('/etc/shadow', False, 64)\n"
+    result = run(zip_bytes(members))
+    found = [f for f in result.findings if f.rule_id == "TORCHSCRIPT-DANGEROUS-CODE"]
+    assert found and found[0].severity is Severity.HIGH
+    assert "from_file" in found[0].message
+
+
+def test_npz_members_are_yielded() -> None:
+    np = pytest.importorskip("numpy")
+    buf = io.BytesIO()
+    np.savez_compressed(buf, a=np.arange(10), b=np.ones((2, 2)))
+    result = run(buf.getvalue())
+    assert result.format == "npz"
+    assert sorted(result.names()) == ["a.npy", "b.npy"]
+    assert all(c.head(6) == b"\x93NUMPY" for c in result.children)
+    assert result.findings == []
+
+
+@pytest.mark.parametrize("method", ["zlib", "gzip", "bz2", "xz", "lzma", "lz4"])
+def test_joblib_compressed_dump_yields_the_pickle(tmp_path: Path, method: str) -> None:
+    joblib = pytest.importorskip("joblib")
+    np = pytest.importorskip("numpy")
+    path = tmp_path / f"model.joblib.{method}"
+    joblib.dump({"weights": np.arange(100.0), "name": "m"}, path, compress=(method, 3))
+    result = run(file_blob(str(path), path.stat().st_size))
+    assert result.reader == "compressed"
+    assert [f.rule_id for f in result.findings] == []
+    (child,) = result.children
+    assert child.format_hint == "decompressed"
+    assert child.head(1) == b"\x80"  # joblib pickles with protocol >= 2
+
+
+# --------------------------------------------------------------------------- zip tampering
+
+
+def test_encryption_flag_on_plain_member_is_tampering_and_still_scanned() -> None:
+    data = torch_like_zip()
+    local, central = member_header(data, b"archive/data.pkl")
+    data = patch(data, local + 6, "<H", 1)
+    data = patch(data, central + 8, "<H", 1)
+    with zipfile.ZipFile(io.BytesIO(data)) as strict, pytest.raises(RuntimeError):
+        strict.read("archive/data.pkl")  # the bypass: strict readers want a password
+    result = run(data)
+    assert "ZIP-FLAG-TAMPERED" in result.rules()
+    assert "ARCHIVE-ENCRYPTED" not in result.rules()
+    assert payload_children(result)
+
+
+def test_really_encrypted_member_is_a_coverage_gap() -> None:
+    data = zip_bytes({"secret.bin": b"\x13\x37" * 40})
+    local, central = member_header(data, b"secret.bin")
+    data = patch(data, local + 14, "<I", 0xDEADBEEF)
+    data = patch(data, central + 16, "<I", 0xDEADBEEF)
+    data = patch(data, local + 6, "<H", 1)
+    data = patch(data, central + 8, "<H", 1)
+    result = run(data)
+    assert "ARCHIVE-ENCRYPTED" in result.rules()
+
+
+def test_bad_crc_is_reported_and_member_still_scanned() -> None:
+    data = torch_like_zip()
+    local, central = member_header(data, b"archive/data.pkl")
+    data = patch(data, local + 14, "<I", 0x12345678)
+    data = patch(data, central + 16, "<I", 0x12345678)
+    result = run(data)
+    assert "ZIP-CRC-MISMATCH" in result.rules()
+    assert payload_children(result)
+
+
+def test_bad_crc_of_deflated_member_is_reported() -> None:
+    data = zip_bytes({"model.pkl": PAYLOAD * 10}, zipfile.ZIP_DEFLATED)
+    local, central = member_header(data, b"model.pkl")
+    data = patch(data, central + 16, "<I", 0x1)
+    data = patch(data, local + 14, "<I", 0x1)
+    result = run(data)
+    assert "ZIP-CRC-MISMATCH" in result.rules()
+    assert read_all(result.child("model.pkl")) == PAYLOAD * 10
+
+
+def test_local_and_central_names_differ() -> None:
+    data = torch_like_zip(extra={"archive/extra.bin": PAYLOAD})
+    local, _ = member_header(data, b"archive/extra.bin")
+    data = data[: local + 30] + b"archive/extra.pkl" + data[local + 30 + 17 :]
+    result = run(data)
+    mismatch = [f for f in result.findings if f.rule_id == "ZIP-HEADER-MISMATCH"]
+    assert mismatch and "archive/extra.pkl" in mismatch[0].message
+    assert payload_children(result)
+
+
+@pytest.mark.parametrize("name", ["archive/data/7", "archive/weights", "archive/README"])
+def test_renamed_pickle_member_is_found_by_content(name: str) -> None:
+    benign = b"\x80\x02}q\x00."
+    result = run(torch_like_zip(benign, extra={name: PAYLOAD}))
+    assert result.format == "pytorch-zip"
+    assert name in result.names()
+    assert "archive/data/0" not in result.names()  # raw storage bytes are not copied or scanned
+
+
+def test_pickle_appended_after_zip() -> None:
+    zipped = torch_like_zip(b"\x80\x02}q\x00.")
+    result = run(zipped + PAYLOAD)
+    assert "TRAILING-DATA" in result.rules()
+    assert read_all(result.child(f"trailing@{len(zipped)}")) == PAYLOAD
+
+
+def test_pickle_prepended_before_zip() -> None:
+    zipped = torch_like_zip(b"\x80\x02}q\x00.")
+    result = run(PAYLOAD + zipped)  # torch.load would unpickle the prepended bytes
+    assert result.reader == "zip"
+    assert "PREPENDED-DATA" in result.rules()
+    assert read_all(result.child("prepended@0")) == PAYLOAD
+    assert "archive/data.pkl" in result.names()
+
+
+def test_hidden_local_member_not_in_central_directory() -> None:
+    visible = zip_bytes({"a.txt": b"hello"})
+    hidden = zip_bytes({"hidden.pkl": PAYLOAD})
+    hidden_local = hidden[: hidden.find(b"PK\x01\x02")]
+    cd = visible.find(b"PK\x01\x02")
+    data = visible[:cd] + hidden_local + visible[cd:]
+    data = patch(data, data.find(b"PK\x05\x06") + 16, "<I", cd + len(hidden_local))
+    result = run(data)
+    assert any("hidden member" in f.message for f in result.findings)
+    assert payload_children(result)
+
+
+def test_duplicate_member_names_are_both_scanned() -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive, pytest.warns(UserWarning):
+        archive.writestr("model.pkl", b"\x80\x02}q\x00.")
+        archive.writestr("model.pkl", PAYLOAD)
+    result = run(buf.getvalue())
+    assert "ZIP-HEADER-MISMATCH" in result.rules()
+    assert sorted(result.names()) == ["model.pkl", "model.pkl#2"]
+    assert payload_children(result)
+
+
+def test_central_directory_missing_members_recovered_from_local_headers() -> None:
+    data = zip_bytes({"a.pkl": PAYLOAD, "b.bin": b"x" * 100}, zipfile.ZIP_DEFLATED)
+    truncated = data[: data.find(b"PK\x01\x02")]
+    result = run(truncated)
+    assert "PARSE-ERROR" in result.rules()
+    assert read_all(result.child("a.pkl")) == PAYLOAD
+
+
+def test_data_descriptors_without_central_directory() -> None:
+    class Unseekable(io.RawIOBase):
+        def __init__(self) -> None:
+            self.data = bytearray()
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, b: bytes) -> int:  # type: ignore[override]
+            self.data += b
+            return len(b)
+
+    sink = Unseekable()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("one.pkl", PAYLOAD)
+        archive.writestr("two.bin", b"y" * 5000)
+    data = bytes(sink.data)
+    assert struct.unpack_from("<H", data, 6)[0] & 0x8  # really uses data descriptors
+    full = run(data)
+    assert "PARSE-ERROR" not in full.rules() and read_all(full.child("one.pkl")) == PAYLOAD
+    partial = run(data[: data.find(b"PK\x01\x02")])
+    assert read_all(partial.child("one.pkl")) == PAYLOAD
+    assert read_all(partial.child("two.bin")) == b"y" * 5000
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_compression_methods(method: int) -> None:
+    result = run(zip_bytes({"m.pkl": PAYLOAD * 50}, method))
+    assert result.findings == []
+    assert read_all(result.child("m.pkl")) == PAYLOAD * 50
+
+
+def test_zip64_archive() -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        with archive.open("big.pkl", "w", force_zip64=True) as member:
+            member.write(PAYLOAD)
+    data = buf.getvalue()
+    result = run(data)
+    assert "ZIP-HEADER-MISMATCH" not in result.rules()
+    assert payload_children(result)
+
+
+def test_unsupported_method_is_reported() -> None:
+    data = zip_bytes({"m.pkl": PAYLOAD})
+    local, central = member_header(data, b"m.pkl")
+    data = patch(patch(data, local + 8, "<H", 9), central + 10, "<H", 9)  # deflate64
+    assert "ZIP-UNSUPPORTED-METHOD" in run(data).rules()
+
+
+def test_zip_slip_names() -> None:
+    result = run(zip_bytes({"../../etc/cron.d/x": b"* * * * * root id", "/abs.txt": b"x", "ok/../fine.txt": b"y"}))
+    traversal = sorted(f.message for f in result.findings if f.rule_id == "ARCHIVE-PATH-TRAVERSAL")
+    assert len(traversal) == 2
+    assert all(f.severity is Severity.HIGH for f in result.findings if f.rule_id == "ARCHIVE-PATH-TRAVERSAL")
+
+
+def test_zip_bomb_ratio_is_reported_and_bounded() -> None:
+    data = zip_bytes({"zeros.bin": bytes(8 << 20)}, zipfile.ZIP_DEFLATED)
+    result = run(data, Limits(max_compression_ratio=100.0))
+    assert "ARCHIVE-BOMB" in result.rules()
+    assert result.child("zeros.bin").size < 8 << 20
+
+
+def test_zip_total_budget_raises_limit() -> None:
+    data = zip_bytes({f"z{i}.bin": bytes(1 << 20) for i in range(4)}, zipfile.ZIP_DEFLATED)
+    with pytest.raises(LimitExceeded):
+        run(data, Limits(max_decompressed_bytes=2 << 20))
+
+
+def test_overlapping_members_are_a_bomb_signature() -> None:
+    data = zip_bytes({"a.bin": b"A" * 100, "b.bin": b"B" * 100})
+    _, central_b = member_header(data, b"b.bin")
+    data = patch(data, central_b + 42, "<I", 0)  # b's central entry points at a's local header
+    assert "ARCHIVE-BOMB" in run(data).rules()
+
+
+def test_too_many_members() -> None:
+    data = zip_bytes({f"m{i}": b"" for i in range(20)})
+    with pytest.raises(LimitExceeded):
+        run(data, Limits(max_members=5))
+
+
+# --------------------------------------------------------------------------- tar, 7z
+
+
+def tar_bytes(members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            archive.addfile(info)
+    return buf.getvalue()
+
+
+def test_legacy_torch_tar_yields_pickles() -> None:
+    members = {
+        "sys_info": b"\x80\x02}q\x00.",
+        "pickle": PAYLOAD,
+        "storages": b"\x80\x02K\x00.",
+        "tensors": b"\x80\x02K\x00.",
+    }
+    result = run(tar_bytes(members))
+    assert result.format == "torch-legacy-tar"
+    assert read_all(result.child("pickle")) == PAYLOAD
+    assert sorted(result.names()) == sorted(members)
+
+
+def test_tar_traversal_and_links() -> None:
+    data = tar_bytes({"../evil.pkl": PAYLOAD}, {"up": "../../../etc/passwd", "abs": "/etc/shadow", "ok": "sub/file"})
+    result = run(data)
+    traversal = [f for f in result.findings if f.rule_id == "ARCHIVE-PATH-TRAVERSAL"]
+    assert len(traversal) == 3
+    assert payload_children(result)
+
+
+def test_tar_trailing_data() -> None:
+    base = tar_bytes({"a.bin": b"x"})
+    result = run(base + PAYLOAD)
+    assert "TRAILING-DATA" in result.rules()
+    assert any(read_all(c).startswith(PAYLOAD) for c in result.children if c.members[-1].startswith("trailing@"))
+
+
+def test_nested_zip_in_tar_in_7z(tmp_path: Path) -> None:
+    py7zr = pytest.importorskip("py7zr")
+    inner_zip = torch_like_zip(extra={"archive/hidden": PAYLOAD})
+    tar = tar_bytes({"inner/model.pt": inner_zip})
+    path = tmp_path / "nested.7z"
+    with py7zr.SevenZipFile(path, "w") as archive:
+        archive.writestr(tar, "bundle.tar")
+    outer = file_blob(str(path), path.stat().st_size)
+    found = [leaf for leaf in leaves(outer) if read_all(leaf) == PAYLOAD]
+    assert found
+    assert found[0].members[:2] == ("bundle.tar", "inner/model.pt")
+
+
+def test_7z_encrypted_is_a_coverage_gap(tmp_path: Path) -> None:
+    py7zr = pytest.importorskip("py7zr")
+    for header_encryption in (False, True):
+        path = tmp_path / f"enc{header_encryption}.7z"
+        with py7zr.SevenZipFile(path, "w", password="pw", header_encryption=header_encryption) as archive:
+            archive.writestr(PAYLOAD, "model.pkl")
+        result = run(file_blob(str(path), path.stat().st_size))
+        assert "ARCHIVE-ENCRYPTED" in result.rules()
+        assert not payload_children(result)
+
+
+def test_7z_traversal_name(tmp_path: Path) -> None:
+    py7zr = pytest.importorskip("py7zr")
+    path = tmp_path / "slip.7z"
+    with py7zr.SevenZipFile(path, "w") as archive:
+        archive.writestr(b"ok", "fine.txt")
+    data = path.read_bytes()
+    result = run(data)
+    assert result.names() == ["fine.txt"] and result.findings == []
+
+
+# --------------------------------------------------------------------------- compression wrappers
+
+
+def lz4_frame(data: bytes) -> bytes:
+    lz4_frame_mod = pytest.importorskip("lz4.frame")
+    compressed: bytes = lz4_frame_mod.compress(data)
+    return compressed
+
+
+WRAPPERS = {
+    "gzip": gzip.compress,
+    "bzip2": bz2.compress,
+    "xz": lzma.compress,
+    "lzma": lambda d: lzma.compress(d, format=lzma.FORMAT_ALONE),
+    "zlib": zlib.compress,
+    "lz4": lz4_frame,
+    "joblib-zf": lambda d: b"ZF" + hex(len(d)).encode().ljust(19) + zlib.compress(d),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(WRAPPERS))
+def test_wrapper_yields_decompressed_child(kind: str) -> None:
+    result = run(bytes_blob(WRAPPERS[kind](PAYLOAD), "model.pkl.gz"))
+    assert result.format == kind
+    assert result.findings == []
+    (child,) = result.children
+    assert read_all(child) == PAYLOAD
+    assert child.format_hint == "decompressed" and child.members == ("model.pkl",)
+
+
+@pytest.mark.parametrize("kind", sorted(WRAPPERS))
+def test_truncated_wrapper_keeps_what_was_recovered(kind: str) -> None:
+    data = WRAPPERS[kind](PAYLOAD * 2000)
+    result = run(data[: len(data) * 2 // 3])
+    assert result.rules() & {"PARSE-ERROR"}
+    assert any(f.location.offset is not None for f in result.findings)
+    (child,) = result.children
+    assert PAYLOAD * 2000 != read_all(child)
+    assert (PAYLOAD * 2000).startswith(read_all(child))
+
+
+def test_multi_member_gzip_and_trailing_data() -> None:
+    data = gzip.compress(PAYLOAD[:10]) + gzip.compress(PAYLOAD[10:]) + b"\0\0\0\0" + PAYLOAD
+    result = run(data)
+    decompressed = [c for c in result.children if c.format_hint == "decompressed"]
+    assert read_all(decompressed[0]) == PAYLOAD
+    assert "TRAILING-DATA" in result.rules()
+    assert payload_children(result)
+
+
+def test_gzip_bomb_is_bounded() -> None:
+    data = gzip.compress(bytes(16 << 20))
+    result = run(data, Limits(max_compression_ratio=50.0))
+    assert "ARCHIVE-BOMB" in result.rules()
+    assert result.children[0].size < 16 << 20
+
+
+def test_large_output_is_spooled_to_disk() -> None:
+    data = bytes(range(256)) * (20 << 12)  # 20 MiB, more than the in-memory budget
+    result = run(zlib.compress(data, 1), Limits(max_member_in_memory=1 << 20))
+    (child,) = result.children
+    assert child.size == len(data)
+    with child.open() as stream:
+        stream.seek(len(data) - 256)
+        assert stream.read() == bytes(range(256))
+
+
+def test_corrupt_wrapper_is_a_parse_error_not_a_crash() -> None:
+    data = bytearray(gzip.compress(PAYLOAD * 100))
+    data[30:40] = b"\xff" * 10
+    result = run(bytes(data))
+    assert "PARSE-ERROR" in result.rules()
+
+
+# --------------------------------------------------------------------------- through the scanner
+
+
+def test_deep_nesting_hits_the_depth_limit(tmp_path: Path) -> None:
+    data = PAYLOAD
+    for _ in range(12):
+        data = gzip.compress(data)
+    path = tmp_path / "deep.gz"
+    path.write_bytes(data)
+    artifacts = scan_file(file_blob(str(path), len(data)), ScanOptions())
+    assert any(f.rule_id == "LIMIT-EXCEEDED" for a in artifacts for f in a.findings)
+    assert all(f.rule_id != "INTERNAL-ERROR" for a in artifacts for f in a.findings)
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar", "7z", "gzip"])
+def test_truncated_archives_give_findings_not_tracebacks(tmp_path: Path, kind: str) -> None:
+    py7zr = pytest.importorskip("py7zr")
+    members = {"a.pkl": PAYLOAD * 300, "b.bin": bytes(range(256)) * 20}
+    if kind == "zip":
+        data = zip_bytes(members, zipfile.ZIP_DEFLATED)
+    elif kind == "tar":
+        data = tar_bytes(members)
+    elif kind == "gzip":
+        data = gzip.compress(tar_bytes(members))
+    else:
+        path7 = tmp_path / "a.7z"
+        with py7zr.SevenZipFile(path7, "w") as archive:
+            for name, content in members.items():
+                archive.writestr(content, name)
+        data = path7.read_bytes()
+    for cut in (len(data) // 3, len(data) // 2, len(data) - 7):
+        path = tmp_path / f"cut{cut}.{kind}"
+        path.write_bytes(data[:cut])
+        artifacts = scan_file(file_blob(str(path), cut), ScanOptions())
+        rules = {f.rule_id for a in artifacts for f in a.findings}
+        assert "INTERNAL-ERROR" not in rules
+        assert rules & {"PARSE-ERROR", "LIMIT-EXCEEDED", "UNKNOWN-CONTENT", "ZIP-HEADER-MISMATCH"}, (cut, rules)
+
+
+def test_every_reader_rejects_garbage_with_format_error() -> None:
+    for reader in CONTAINER_READERS:
+        blob = bytes_blob(b"not an archive at all" * 10)
+        with pytest.raises(FormatError):
+            list(reader.read(blob, ScanContext(blob, Limits())))
