@@ -107,6 +107,10 @@ def scan(
         list[str] | None, typer.Option("--limit", help="Override a parser limit, NAME=VALUE (repeatable).")
     ] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Never show a progress bar.")] = False,
+    attest: Annotated[bool, typer.Option("--attest", help="Sign the result into an attestation sidecar.")] = False,
+    key: Annotated[str | None, typer.Option("--key", help="Private key for --attest (modelshield keygen).")] = None,
+    card: Annotated[bool, typer.Option("--card/--no-card", help="With --attest: update the README.md card.")] = True,
+    valid_days: Annotated[float, typer.Option("--valid-days", help="With --attest: days until it expires.")] = 90.0,
 ) -> None:
     """Scan model files statically. Nothing in them is ever executed."""
     from modelshield.cli.progress import make_observer
@@ -117,9 +121,17 @@ def scan(
     from modelshield.types import Severity
 
     limits = Limits().with_overrides(_parse_limits(limit or []))
-    options = ScanOptions(limits, Severity.parse(fail_on.value), compute_hashes, jobs, timeout)
+    run = None
+    if attest:  # hash once up front; the scan report reuses these digests
+        from modelshield.attest.workflow import AttestRun
+
+        run = AttestRun.start(targets, key, valid_days=valid_days, card=card)
+    options = ScanOptions(limits, Severity.parse(fail_on.value), compute_hashes and run is None, jobs, timeout)
     with make_observer(enabled=not no_progress) as observer:
         report = Scanner(options, observer).scan(targets)
+    if run is not None:
+        report, attestation = run.finish(report)
+        typer.echo(f"attestation: {attestation.path} (verdict {attestation.verdict})", err=True)
     write_output(render(report, fmt.value), output)
     if fmt is not OutputFormat.text or output is not None:
         typer.echo(summary_line(report), err=True)

@@ -1,0 +1,361 @@
+"""Verify a model against its scan attestation: digests, signature, trust, expiry, policy, card.
+
+Every outcome has its own message and exit code:
+
+==================  ====  =============================================================
+VERIFIED               0  signed by a trusted key, files match, fresh, policy satisfied
+POLICY-DENIED          1  the attested verdict does not satisfy the policy
+TAMPERED              10  files differ from the attested subjects (a diff says how), or the
+                          attestation itself was altered
+EXPIRED               11  the attestation is past its ``expiresAt``
+UNSIGNED              12  no attestation
+UNTRUSTED-SIGNER      13  signed by a key that is not in the trust store
+FORGED-CARD           14  the model card claims a pass that no valid attestation backs
+==================  ====  =============================================================
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from modelshield.attest import dsse
+from modelshield.attest.card import CardClaims, load_card
+from modelshield.attest.intoto import ScanPredicate, Statement, StatementError, parse_statement
+from modelshield.attest.manifest import Manifest, build_manifest, sidecar_path
+from modelshield.attest.truststore import TrustStore
+
+
+class Outcome(StrEnum):
+    """The result of a verification."""
+
+    VERIFIED = "VERIFIED"
+    POLICY_DENIED = "POLICY-DENIED"
+    TAMPERED = "TAMPERED"
+    EXPIRED = "EXPIRED"
+    UNSIGNED = "UNSIGNED"
+    UNTRUSTED_SIGNER = "UNTRUSTED-SIGNER"
+    FORGED_CARD = "FORGED-CARD"
+
+    @property
+    def exit_code(self) -> int:
+        """The CLI exit code of this outcome."""
+        return _EXIT_CODES[self]
+
+
+_EXIT_CODES = {
+    Outcome.VERIFIED: 0,
+    Outcome.POLICY_DENIED: 1,
+    Outcome.TAMPERED: 10,
+    Outcome.EXPIRED: 11,
+    Outcome.UNSIGNED: 12,
+    Outcome.UNTRUSTED_SIGNER: 13,
+    Outcome.FORGED_CARD: 14,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyResult:
+    """A policy's decision on an attested scan, with the reasons when it denies."""
+
+    allowed: bool
+    reasons: tuple[str, ...] = ()
+
+
+#: A policy judges the attested scan summary (the full policy engine plugs in here).
+Policy = Callable[[ScanPredicate], PolicyResult]
+
+
+def require_pass(predicate: ScanPredicate) -> PolicyResult:
+    """The minimal policy: the attested verdict must be ``pass``."""
+    if predicate.verdict == "pass":
+        return PolicyResult(True)
+    return PolicyResult(False, (f"the attested verdict is {predicate.verdict!r}; the policy requires 'pass'",))
+
+
+def allow_any(predicate: ScanPredicate) -> PolicyResult:
+    """A lenient policy: any attested verdict is accepted (integrity and trust still checked)."""
+    return PolicyResult(True)
+
+
+@dataclass(frozen=True, slots=True)
+class TamperDiff:
+    """How the files on disk differ from the attested subjects."""
+
+    changed: tuple[str, ...] = ()
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    renamed: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """True when the files match the subjects exactly."""
+        return not (self.changed or self.added or self.removed or self.renamed)
+
+    def lines(self) -> list[str]:
+        """One line per difference, e.g. ``changed: model.bin``."""
+        out = [f"changed: {n}" for n in self.changed]
+        out += [f"added: {n}" for n in self.added]
+        out += [f"removed: {n}" for n in self.removed]
+        out += [f"renamed: {a} -> {b}" for a, b in self.renamed]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "changed": list(self.changed),
+            "added": list(self.added),
+            "removed": list(self.removed),
+            "renamed": [list(p) for p in self.renamed],
+        }
+
+
+def diff_files(expected: Mapping[str, str], actual: Mapping[str, str]) -> TamperDiff:
+    """Compare attested (name -> sha256) with found files; a removed+added pair with one digest is a rename."""
+    changed = sorted(n for n in expected.keys() & actual.keys() if expected[n] != actual[n])
+    removed = sorted(expected.keys() - actual.keys())
+    added = sorted(actual.keys() - expected.keys())
+    renamed: list[tuple[str, str]] = []
+    for old in list(removed):
+        match = next((new for new in added if actual[new] == expected[old]), None)
+        if match is not None:
+            renamed.append((old, match))
+            removed.remove(old)
+            added.remove(match)
+    return TamperDiff(tuple(changed), tuple(added), tuple(removed), tuple(renamed))
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """What verification concluded, and why."""
+
+    outcome: Outcome
+    model: str
+    reasons: tuple[str, ...]
+    attestation: str | None = None
+    signer: str | None = None
+    keyid: str | None = None
+    predicate: ScanPredicate | None = None
+    diff: TamperDiff | None = None
+    card: CardClaims | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        """True only for VERIFIED."""
+        return self.outcome is Outcome.VERIFIED
+
+    @property
+    def exit_code(self) -> int:
+        """CLI exit code of the outcome."""
+        return self.outcome.exit_code
+
+    def message(self) -> str:
+        """Human summary: outcome, reasons, diff lines."""
+        head = f"{self.outcome.value}: {self.model}"
+        if self.ok and self.predicate is not None:
+            head += (
+                f" (verdict {self.predicate.verdict}, signed by {self.signer}, "
+                f"expires {self.predicate.raw.get('expiresAt')})"
+            )
+        body = [f"  - {r}" for r in self.reasons]
+        body += [f"    {line}" for line in (self.diff.lines() if self.diff else [])]
+        body += [f"  note: {n}" for n in self.notes]
+        return "\n".join([head, *body])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for ``verify --format json``."""
+        return {
+            "outcome": self.outcome.value,
+            "exit_code": self.exit_code,
+            "model": self.model,
+            "reasons": list(self.reasons),
+            "attestation": self.attestation,
+            "signer": self.signer,
+            "keyid": self.keyid,
+            "verdict": self.predicate.verdict if self.predicate else None,
+            "predicate": self.predicate.raw if self.predicate else None,
+            "diff": self.diff.to_dict() if self.diff else None,
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(slots=True)
+class _Check:
+    """Mutable state of one verification run."""
+
+    model: str
+    attestation: str
+    card: CardClaims | None
+    notes: list[str] = field(default_factory=list)
+    signer: str | None = None
+    keyid: str | None = None
+    predicate: ScanPredicate | None = None
+
+    def result(self, outcome: Outcome, *reasons: str, diff: TamperDiff | None = None) -> VerifyResult:
+        notes = list(self.notes)
+        if outcome is not Outcome.VERIFIED and self.card is not None and self.card.claims_pass:
+            notes.append("the model card claims a pass, but no valid attestation backs it")
+        return VerifyResult(
+            outcome,
+            self.model,
+            reasons,
+            self.attestation,
+            self.signer,
+            self.keyid,
+            self.predicate,
+            diff,
+            self.card,
+            tuple(notes),
+        )
+
+
+def verify(
+    model: str | os.PathLike[str],
+    trust: TrustStore | str | os.PathLike[str],
+    *,
+    policy: Policy | None = require_pass,
+    now: _dt.datetime | None = None,
+    attestation: str | os.PathLike[str] | None = None,
+    manifest: Manifest | None = None,
+    only: Collection[str] | None = None,
+    check_card: bool = True,
+) -> VerifyResult:
+    """Verify ``model`` (file or folder) against its attestation sidecar.
+
+    ``manifest`` reuses digests already computed (the guard passes digests of the bytes it is
+    about to load); ``only`` restricts the file comparison to those names (one file of a folder
+    model). ``policy=None`` means the default :func:`require_pass`.
+    """
+    store = trust if isinstance(trust, TrustStore) else TrustStore.load(trust)
+    path = Path(attestation) if attestation is not None else sidecar_path(model)
+    card = load_card(model) if check_card else None
+    check = _Check(str(model), str(path), card)
+    if not path.is_file():
+        if card is not None and card.claims_pass:
+            return check.result(
+                Outcome.FORGED_CARD,
+                f"the model card claims {card.verdict or card.badge_verdict!r}, "
+                f"but there is no attestation ({path.name} is missing)",
+            )
+        return check.result(Outcome.UNSIGNED, f"no attestation found (expected {path})")
+    statement_or_result = _authenticate(check, path, store)
+    if isinstance(statement_or_result, VerifyResult):
+        return statement_or_result
+    statement = statement_or_result
+    return _judge(check, statement, model, manifest, only, policy or require_pass, now)
+
+
+def _authenticate(check: _Check, path: Path, store: TrustStore) -> Statement | VerifyResult:
+    try:
+        envelope = dsse.parse(path.read_bytes(), str(path))
+    except dsse.EnvelopeError as exc:
+        return check.result(Outcome.TAMPERED, f"the attestation is damaged: {exc.message}")
+    except OSError as exc:
+        return check.result(Outcome.UNSIGNED, f"cannot read the attestation {path}: {exc.strerror}")
+    verifier = dsse.verify(envelope, store)
+    hinted = {s.keyid for s in envelope.signatures}
+    if verifier is None:
+        known = [store.name_of(k) for k in hinted if store.name_of(k)]
+        check.keyid = next(iter(sorted(hinted)), None)
+        if known:
+            return check.result(
+                Outcome.TAMPERED,
+                f"the attestation names trusted key {known[0]!r} but its signature does not match: "
+                "it was altered after signing",
+            )
+        return check.result(
+            Outcome.UNTRUSTED_SIGNER,
+            f"signed by key {', '.join(sorted(hinted)) or '(no key id)'}, which is not in the trust store",
+        )
+    check.keyid, check.signer = verifier.keyid, store.name_of(verifier.keyid)
+    if envelope.payload_type != dsse.INTOTO_PAYLOAD_TYPE:
+        return check.result(Outcome.TAMPERED, f"unexpected payload type {envelope.payload_type!r}")
+    try:
+        statement = parse_statement(envelope.payload)
+    except StatementError as exc:
+        return check.result(Outcome.TAMPERED, f"the signed payload is not a modelshield scan: {exc.message}")
+    check.predicate = statement.predicate
+    return statement
+
+
+def _judge(
+    check: _Check,
+    statement: Statement,
+    model: str | os.PathLike[str],
+    manifest: Manifest | None,
+    only: Collection[str] | None,
+    policy: Policy,
+    now: _dt.datetime | None,
+) -> VerifyResult:
+    files = manifest if manifest is not None else build_manifest(model)
+    actual = {f.name: f.sha256 for f in files.files}
+    expected = dict(statement.subjects)
+    if only is not None:
+        expected = {n: d for n, d in expected.items() if n in only}
+        actual = {n: d for n, d in actual.items() if n in only}
+    diff = diff_files(expected, actual)
+    if not diff.empty:
+        return check.result(Outcome.TAMPERED, _tamper_reason(expected, actual, diff), diff=diff)
+    oms_problem = _check_oms_link(statement, model)
+    if oms_problem:
+        return check.result(Outcome.TAMPERED, oms_problem)
+    predicate = statement.predicate
+    moment = now or _dt.datetime.now(_dt.UTC)
+    if moment >= predicate.expires_at:
+        return check.result(Outcome.EXPIRED, f"the attestation expired at {predicate.raw.get('expiresAt')}; scan again")
+    card_problem = _card_problem(check.card, predicate, statement, check.keyid, model)
+    if card_problem:
+        return check.result(Outcome.FORGED_CARD, card_problem)
+    decision = policy(predicate)
+    if not decision.allowed:
+        return check.result(Outcome.POLICY_DENIED, *(decision.reasons or ("the policy denied this model",)))
+    return check.result(Outcome.VERIFIED)
+
+
+def _tamper_reason(expected: Mapping[str, str], actual: Mapping[str, str], diff: TamperDiff) -> str:
+    if expected and actual and not set(expected.values()) & set(actual.values()):
+        return "the attestation belongs to another model: none of its subjects match these files"
+    count = len(diff.lines())
+    return f"{count} file difference(s) from the attested subjects"
+
+
+def _check_oms_link(statement: Statement, model: str | os.PathLike[str]) -> str | None:
+    if statement.oms_digest is None:
+        return None
+    from modelshield.attest.oms import oms_root_digest, oms_signature_path
+
+    signature = oms_signature_path(model)
+    if not signature.is_file():
+        return f"the attestation refers to a model-signing signature, but {signature.name} is missing"
+    if oms_root_digest(signature) != statement.oms_digest:
+        return f"the model-signing signature {signature.name} is not the one the attestation refers to"
+    return None
+
+
+def _card_problem(
+    card: CardClaims | None,
+    predicate: ScanPredicate,
+    statement: Statement,
+    keyid: str | None,
+    model: str | os.PathLike[str],
+) -> str | None:
+    if card is None:
+        return None
+    if card.attestation and not Path(model).is_dir() and card.attestation != sidecar_path(model).name:
+        return None  # the card beside a single-file model describes another file
+    if card.claims_pass and predicate.verdict != "pass":
+        shown = card.verdict or card.badge_verdict
+        return f"the model card claims {shown!r}, but the attested verdict is {predicate.verdict!r}"
+    if card.verdict and card.verdict != predicate.verdict:
+        return f"the model card says {card.verdict!r}, but the attested verdict is {predicate.verdict!r}"
+    if card.subject_digest and card.subject_digest != f"sha256:{predicate.model_root_digest}":
+        return "the model card points at a different attestation (subject digest differs)"
+    if card.signer and keyid and card.signer != keyid:
+        return "the model card names a different signer than the attestation's"
+    return None
