@@ -600,3 +600,88 @@ def test_every_reader_rejects_garbage_with_format_error() -> None:
         blob = bytes_blob(b"not an archive at all" * 10)
         with pytest.raises(FormatError):
             list(reader.read(blob, ScanContext(blob, Limits())))
+
+
+# --------------------------------------------------------------------------- robustness (hypothesis)
+
+
+def _seed_archives() -> list[bytes]:
+    py7zr = pytest.importorskip("py7zr")
+    members = {"archive/data.pkl": PAYLOAD, "archive/data/0": bytes(range(200)), "x/../y.txt": b"hello" * 30}
+    seven = io.BytesIO()
+    with py7zr.SevenZipFile(seven, "w") as archive:
+        archive.writestr(PAYLOAD * 5, "m.pkl")
+        archive.writestr(b"abc" * 50, "dir/n.bin")
+    seeds = [
+        zip_bytes(members),
+        zip_bytes(members, zipfile.ZIP_DEFLATED),
+        zip_bytes(members, zipfile.ZIP_BZIP2),
+        zip_bytes(members, zipfile.ZIP_LZMA),
+        tar_bytes({"pickle": PAYLOAD, "b": bytes(700)}, {"l": "../x"}),
+        seven.getvalue(),
+    ]
+    seeds += [compress(PAYLOAD * 20) for compress in WRAPPERS.values()]
+    return seeds
+
+
+SEEDS = _seed_archives()
+ROBUST_LIMITS = Limits(max_decompressed_bytes=4 << 20, max_members=200, max_member_in_memory=1 << 20)
+
+
+def _exercise(data: bytes) -> None:
+    """Run every container reader on ``data``; only FormatError may escape; children must read."""
+    blob = bytes_blob(data)
+    for reader in CONTAINER_READERS:
+        try:
+            for item in reader.read(blob, ScanContext(blob, ROBUST_LIMITS)):
+                if isinstance(item, Blob):
+                    item.head()
+                    assert len(read_all(item)) == item.size
+        except FormatError:
+            pass
+
+
+def test_mutated_archives_never_crash_the_readers() -> None:
+    hypothesis = pytest.importorskip("hypothesis")
+    st = pytest.importorskip("hypothesis.strategies")
+
+    @hypothesis.settings(max_examples=300, deadline=None, derandomize=True, database=None)
+    @hypothesis.given(
+        seed=st.sampled_from(SEEDS),
+        flips=st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255)), max_size=6),
+        cut=st.one_of(st.none(), st.integers(0, 1 << 16)),
+        insert=st.binary(max_size=16),
+    )
+    def check(seed: bytes, flips: list[tuple[int, int]], cut: int | None, insert: bytes) -> None:
+        data = bytearray(seed)
+        for position, value in flips:
+            data[position % len(data)] = value
+        if insert:
+            at = (cut or 0) % len(data)
+            data[at:at] = insert
+        elif cut is not None:
+            del data[cut % len(data) :]
+        _exercise(bytes(data))
+
+    check()
+
+
+def test_random_bytes_never_crash_the_readers() -> None:
+    hypothesis = pytest.importorskip("hypothesis")
+    st = pytest.importorskip("hypothesis.strategies")
+    prefixes = [
+        b"PK\x03\x04",
+        b"PK\x05\x06",
+        b"7z\xbc\xaf\x27\x1c",
+        b"\x1f\x8b\x08",
+        b"BZh9",
+        b"\xfd7zXZ\x00",
+        b"ZF0x1f",
+    ]
+
+    @hypothesis.settings(max_examples=200, deadline=None, derandomize=True, database=None)
+    @hypothesis.given(prefix=st.sampled_from([b"", *prefixes]), body=st.binary(max_size=2048))
+    def check(prefix: bytes, body: bytes) -> None:
+        _exercise(prefix + body)
+
+    check()

@@ -360,9 +360,9 @@ def decode_stream(
     """
     out = DecodeOutcome(streams=1)
     fed = 0
-    decoder = make_decoder()
     pending = b""
     try:
+        decoder = make_decoder()
         for chunk in chunks:
             fed += len(chunk)
             pending = pending + chunk if pending else chunk

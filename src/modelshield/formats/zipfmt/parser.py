@@ -289,7 +289,8 @@ def _walk_locals(stream: BinaryIO, layout: Layout, central: list[Entry], limits:
     """Walk local headers from the first one, skipping data by the best known size."""
     limit = layout.central_start if layout.central_start is not None else layout.size
     known = {e.header_offset: e.compressed_size for e in central}
-    first = min(known) if known else _find_sig(stream, 0, limit, LOCAL_SIG)
+    starts = [offset for offset in known if 0 <= offset < limit]
+    first = min(starts) if starts else _find_sig(stream, 0, limit, LOCAL_SIG)
     headers: list[LocalHeader] = []
     pos = first
     while pos is not None and pos < limit:
