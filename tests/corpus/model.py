@@ -174,10 +174,16 @@ def add(name: str, family: str, build: Callable[[Ctx], bytes], **kw: object) -> 
     return registry.add(Spec(name, family, build, **kw))  # type: ignore[arg-type]
 
 
-def build_corpus(root: Path) -> list[Sample]:
-    """Generate every registered malicious sample into ``root/malicious``; return them."""
+def all_specs() -> list[Spec]:
+    """Every malicious-sample spec (importing the generator modules registers them)."""
     from tests.corpus import containers, libraries, pickles  # noqa: F401  (registration by import)
 
+    return list(registry.specs.values())
+
+
+def build_corpus(root: Path) -> list[Sample]:
+    """Generate every registered malicious sample into ``root/malicious``; return them."""
+    all_specs()
     (root / "canaries").mkdir(parents=True, exist_ok=True)
     out_dir = root / "malicious"
     out_dir.mkdir(parents=True, exist_ok=True)
