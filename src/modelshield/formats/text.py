@@ -1,0 +1,55 @@
+"""Plain text that is just data (README.md, vocab.txt, merges.txt, licences, notes).
+
+Recognised so such files are not reported as unknown content, but still scanned by the generic
+checks (EICAR, embedded executables, YARA). JSON, YAML, Python and scripts have their own
+readers with higher priority; this one is the text fallback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from modelshield.formats.executables import eicar_offsets, generic_findings, read_small
+from modelshield.formats.interface import Blob, Reader, ScanContext, register_reader
+
+#: Share of printable characters (or whitespace) a text head must have.
+PRINTABLE_SHARE = 0.95
+
+
+def looks_like_text(head: bytes) -> bool:
+    """UTF-8 (a multi-byte character may be cut at the end), no NUL, mostly printable."""
+    if not head or b"\0" in head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:
+            return False
+        text = head[: exc.start].decode("utf-8")
+    if not text:
+        return False
+    printable = sum(1 for ch in text if ch.isprintable() or ch in "\t\n\r\f\v")
+    return printable >= PRINTABLE_SHARE * len(text)
+
+
+@register_reader
+class TextReader(Reader):
+    """UTF-8 text without a more specific reader: data, checked for planted content."""
+
+    name = "text"
+    priority = 10
+
+    def sniff(self, head: bytes, blob: Blob) -> bool:
+        """Printable UTF-8 text."""
+        return looks_like_text(head)
+
+    def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
+        """Generic checks over the whole text (EICAR only, streamed, when it is large)."""
+        data = read_small(blob)
+        if data is not None:
+            yield from generic_findings(data, ctx)
+            return
+        from modelshield.formats.executables import EICAR_RULE
+
+        for offset in eicar_offsets(blob, ctx, limit=blob.size):
+            yield ctx.finding(EICAR_RULE.id, "EICAR anti-malware test string found", offset=offset)
