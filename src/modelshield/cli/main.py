@@ -111,6 +111,13 @@ def scan(
     key: Annotated[str | None, typer.Option("--key", help="Private key for --attest (modelshield keygen).")] = None,
     card: Annotated[bool, typer.Option("--card/--no-card", help="With --attest: update the README.md card.")] = True,
     valid_days: Annotated[float, typer.Option("--valid-days", help="With --attest: days until it expires.")] = 90.0,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="Gate the result with this policy file (exit 1 when denied).")
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="Risk profile to apply (default: chosen by the policy).")
+    ] = None,
+    env: Annotated[bool, typer.Option("--env", help="Match CVEs against the loaders installed here.")] = False,
 ) -> None:
     """Scan model files statically. Nothing in them is ever executed."""
     from modelshield.cli.progress import make_observer
@@ -127,8 +134,16 @@ def scan(
 
         run = AttestRun.start(targets, key, valid_days=valid_days, card=card)
     options = ScanOptions(limits, Severity.parse(fail_on.value), compute_hashes and run is None, jobs, timeout)
+    from modelshield.policy.gate import Gate
+
+    gate = Gate.prepare(policy, profile, env)  # a malformed policy stops here, before scanning
     with make_observer(enabled=not no_progress) as observer:
         report = Scanner(options, observer).scan(targets)
+    report = gate.apply(report)
+    if gate.decision is not None:
+        from modelshield.policy.engine import render_decision
+
+        typer.echo(render_decision(gate.decision), err=True)
     if run is not None:
         report, attestation = run.finish(report)
         typer.echo(f"attestation: {attestation.path} (verdict {attestation.verdict})", err=True)
@@ -139,7 +154,7 @@ def scan(
     if report.files_scanned == 0 or not recognised:
         typer.echo("nothing scannable was found in the given targets", err=True)
         raise typer.Exit(EXIT_NOTHING)
-    if report.blocking and not exit_zero:
+    if gate.blocking(report) and not exit_zero:
         raise typer.Exit(EXIT_FINDINGS)
     raise typer.Exit(EXIT_OK)
 

@@ -1,0 +1,54 @@
+"""The post-scan gate used by ``modelshield scan`` and ``modelshield policy check``.
+
+``Gate.prepare`` reads the policy completely *before* the scan starts (a malformed policy stops
+everything); ``Gate.apply`` adds the CVE findings, evaluates the policy and records the decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modelshield.advisories.environment import Environment, current_environment
+from modelshield.policy.engine import Policy, PolicyDecision, attach, builtin_policy, evaluate, policy_from_file
+from modelshield.types import ScanReport
+
+
+@dataclass(slots=True)
+class Gate:
+    """Vulnerability assessment plus (optionally) a policy decision for one scan."""
+
+    policy: Policy | None
+    profile: str | None
+    environment: Environment | None
+    decision: PolicyDecision | None = field(default=None)
+
+    @classmethod
+    def prepare(cls, policy_file: Path | None, profile: str | None, use_env: bool) -> Gate:
+        """Load the policy (the built-in one when only a profile is given) and the environment."""
+        policy = policy_from_file(policy_file) if policy_file else (builtin_policy() if profile else None)
+        if policy is not None and profile is not None and profile not in policy.spec.profiles:
+            from modelshield.errors import UsageError
+
+            known = ", ".join(policy.spec.profiles)
+            raise UsageError(f"unknown profile {profile!r} in {policy.source}", hint=f"choose one of: {known}")
+        return cls(policy, profile, current_environment() if use_env else None)
+
+    def apply(self, report: ScanReport) -> ScanReport:
+        """Add CVE findings and the advisory snapshot; evaluate and attach the policy decision."""
+        from modelshield.advisories.assess import assess
+        from modelshield.policy.subject import build_subject
+
+        assessment = assess(report, self.environment)
+        report = assessment.report
+        if self.policy is None:
+            return report
+        subject = build_subject(report, assessment.facts)
+        self.decision = evaluate(self.policy, subject, self.profile)
+        return attach(report, self.decision)
+
+    def blocking(self, report: ScanReport) -> bool:
+        """Exit 1? The policy decides when one ran; otherwise the report's fail threshold."""
+        if self.decision is not None:
+            return not self.decision.allowed
+        return report.blocking
