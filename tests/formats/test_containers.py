@@ -472,14 +472,22 @@ def test_7z_encrypted_is_a_coverage_gap(tmp_path: Path) -> None:
         assert not payload_children(result)
 
 
-def test_7z_traversal_name(tmp_path: Path) -> None:
+def test_7z_traversal_name_is_reported_and_member_still_scanned() -> None:
     py7zr = pytest.importorskip("py7zr")
-    path = tmp_path / "slip.7z"
-    with py7zr.SevenZipFile(path, "w") as archive:
-        archive.writestr(b"ok", "fine.txt")
-    data = path.read_bytes()
-    result = run(data)
-    assert result.names() == ["fine.txt"] and result.findings == []
+    buf = io.BytesIO()
+    with py7zr.SevenZipFile(buf, "w") as archive:
+        archive.set_encoded_header_mode(False)
+        archive.writestr(PAYLOAD, "ab/evil.pkl")
+    data = bytearray(buf.getvalue())
+    old, new = "ab/evil.pkl".encode("utf-16-le"), "../evil.pkl".encode("utf-16-le")
+    at = data.find(old)
+    data[at : at + len(old)] = new
+    offset, size = struct.unpack_from("<QQ", data, 12)  # fix the next-header and start-header CRCs
+    struct.pack_into("<I", data, 28, zlib.crc32(data[32 + offset : 32 + offset + size]))
+    struct.pack_into("<I", data, 8, zlib.crc32(data[12:32]))
+    result = run(bytes(data))
+    assert "ARCHIVE-PATH-TRAVERSAL" in result.rules()
+    assert read_all(result.child("../evil.pkl")) == PAYLOAD  # 7-Zip would extract it as evil.pkl
 
 
 # --------------------------------------------------------------------------- compression wrappers

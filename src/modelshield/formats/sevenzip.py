@@ -84,7 +84,8 @@ class SevenZipReader(Reader):
             except _errors() as exc:
                 raise FormatError(f"unreadable 7z archive: {type(exc).__name__}: {exc}") from None
             with archive:
-                targets, links = yield from _safe_targets(archive, ctx)
+                aliases = _alias_unsafe_names(archive)
+                targets, links = yield from _safe_targets(archive, aliases, ctx)
                 size = stream.seek(0, io.SEEK_END)
                 cap = min(budget.remaining, max(RATIO_FLOOR, int(size * ctx.limits.max_compression_ratio)))
                 archive.max_extract_size = cap
@@ -106,13 +107,32 @@ class SevenZipReader(Reader):
                         "PARSE-ERROR",
                         f"7z member data is corrupt ({type(exc).__name__}: {exc}); what was recovered was scanned",
                     )
-                yield from _products(factory, links, failed, blob, ctx)
+                yield from _products(factory, links, aliases, failed, blob, ctx)
 
 
-def _products(factory: _SpoolFactory, links: set[str], failed: bool, blob: Blob, ctx: ScanContext) -> Iterator[object]:
+def _alias_unsafe_names(archive: Any) -> dict[str, str]:
+    """Give members with unsafe names a harmless alias, so py7zr extracts them for scanning.
+
+    py7zr refuses to extract such members at all, while other 7z tools strip the unsafe part
+    and extract them: their content must be scanned. Returns alias -> original name.
+    """
+    aliases: dict[str, str] = {}
+    for member in getattr(archive, "files", None) or []:
+        info = getattr(member, "_file_info", None)
+        if isinstance(info, dict) and unsafe_path(str(info.get("filename") or "")):
+            alias = f"unsafe-member-{getattr(member, 'id', len(aliases))}"
+            aliases[alias] = str(info["filename"])
+            info["filename"] = alias
+    return aliases
+
+
+def _products(
+    factory: _SpoolFactory, links: set[str], aliases: dict[str, str], failed: bool, blob: Blob, ctx: ScanContext
+) -> Iterator[object]:
     """Extracted members as child blobs; symbolic links (whose content is the target) checked."""
-    for name, spool in factory.products.items():
-        if name in links:
+    for key, spool in factory.products.items():
+        name = aliases.get(key, key)
+        if key in links:
             target = spool.head(4096).decode("utf-8", "replace")
             reason = unsafe_link(name, target)
             if reason:
@@ -121,7 +141,9 @@ def _products(factory: _SpoolFactory, links: set[str], failed: bool, blob: Blob,
             yield spool.blob(blob, name)
 
 
-def _safe_targets(archive: Any, ctx: ScanContext) -> Generator[object, None, tuple[list[str], set[str]]]:
+def _safe_targets(
+    archive: Any, aliases: dict[str, str], ctx: ScanContext
+) -> Generator[object, None, tuple[list[str], set[str]]]:
     """Yield findings for unsafe members; return the members to extract and which are links."""
     try:
         infos = archive.list()
@@ -131,15 +153,15 @@ def _safe_targets(archive: Any, ctx: ScanContext) -> Generator[object, None, tup
     targets: list[str] = []
     links: set[str] = set()
     for info in infos:
-        reason = unsafe_path(info.filename)
+        name = str(info.filename or "")
+        original = aliases.get(name, name)
+        reason = unsafe_path(original)
         if reason:
-            yield ctx.finding(
-                PATH_TRAVERSAL.id, f"7z member {info.filename!r}: {reason}; not extracted", detail=info.filename
-            )
-        elif not info.is_directory:
-            targets.append(info.filename)
+            yield ctx.finding(PATH_TRAVERSAL.id, f"7z member {original!r}: {reason}", detail=original)
+        if not info.is_directory and not (reason and name == original):
+            targets.append(name)
             if info.is_symlink:
-                links.add(info.filename)
+                links.add(name)
     return targets, links
 
 
