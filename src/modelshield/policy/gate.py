@@ -24,9 +24,12 @@ class Gate:
     decision: PolicyDecision | None = field(default=None)
 
     @classmethod
-    def prepare(cls, policy_file: Path | None, profile: str | None, use_env: bool) -> Gate:
-        """Load the policy (the built-in one when only a profile is given) and the environment."""
-        policy = policy_from_file(policy_file) if policy_file else (builtin_policy() if profile else None)
+    def prepare(cls, policy_file: Path | None, profile: str | None, use_env: bool, always: bool = False) -> Gate:
+        """Load the policy and the environment.
+
+        Without a file the built-in policy is used when a profile is given or ``always`` is set.
+        """
+        policy = policy_from_file(policy_file) if policy_file else (builtin_policy() if profile or always else None)
         if policy is not None and profile is not None and profile not in policy.spec.profiles:
             from modelshield.errors import UsageError
 
