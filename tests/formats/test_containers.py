@@ -362,6 +362,16 @@ def test_zip64_archive() -> None:
     assert payload_children(result)
 
 
+def test_zip64_end_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 16)  # force ZIP64 end-of-central-directory records
+    data = zip_bytes({"a.pkl": PAYLOAD, "b.bin": b"z" * 40})
+    assert b"PK\x06\x06" in data and b"PK\x06\x07" in data
+    result = run(PAYLOAD + data)  # and with prepended bytes shifting every offset
+    assert result.rules() == {"PREPENDED-DATA"}
+    assert read_all(result.child("a.pkl")) == PAYLOAD
+    assert read_all(result.child("b.bin")) == b"z" * 40
+
+
 def test_unsupported_method_is_reported() -> None:
     data = zip_bytes({"m.pkl": PAYLOAD})
     local, central = member_header(data, b"m.pkl")
