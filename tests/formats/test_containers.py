@@ -703,3 +703,74 @@ def test_random_bytes_never_crash_the_readers() -> None:
         _exercise(prefix + body)
 
     check()
+
+
+# --------------------------------------------------------------------------- end to end (with the pickle engine)
+
+
+@pytest.fixture(scope="module")
+def pickle_engine(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Skip unless the pickle reader and its analyzer flag a bare malicious pickle as critical."""
+    from modelshield.scan import scan
+
+    path = tmp_path_factory.mktemp("probe") / "probe.pkl"
+    path.write_bytes(PAYLOAD)
+    if not any(f.severity is Severity.CRITICAL for f in scan(str(path)).findings):
+        pytest.skip("the pickle engine does not report critical findings yet")
+
+
+def _tampered_flag() -> bytes:
+    data = torch_like_zip()
+    local, central = member_header(data, b"archive/data.pkl")
+    return patch(patch(data, local + 6, "<H", 1), central + 8, "<H", 1)
+
+
+def _bad_crc() -> bytes:
+    data = torch_like_zip()
+    local, central = member_header(data, b"archive/data.pkl")
+    return patch(patch(data, local + 14, "<I", 7), central + 16, "<I", 7)
+
+
+def _nested() -> bytes:
+    py7zr = pytest.importorskip("py7zr")
+    buf = io.BytesIO()
+    with py7zr.SevenZipFile(buf, "w") as archive:
+        archive.writestr(
+            gzip.compress(tar_bytes({"m.pt": torch_like_zip(b"\x80\x02}q\x00.", {"a/x": PAYLOAD})})), "b.tgz"
+        )
+    return buf.getvalue()
+
+
+MALICIOUS_CONTAINERS = {
+    "flag": (_tampered_flag, "archive/data.pkl"),
+    "crc": (_bad_crc, "archive/data.pkl"),
+    "renamed": (lambda: torch_like_zip(b"\x80\x02}q\x00.", {"archive/data/3": PAYLOAD}), "archive/data/3"),
+    "appended": (lambda: torch_like_zip(b"\x80\x02}q\x00.") + PAYLOAD, "trailing@"),
+    "prepended": (lambda: PAYLOAD + torch_like_zip(b"\x80\x02}q\x00."), "prepended@0"),
+    "nested": (_nested, "a/x"),
+    "legacy-tar": (lambda: tar_bytes({"sys_info": b"\x80\x02}q\x00.", "pickle": PAYLOAD}), "pickle"),
+    "lz4": (lambda: lz4_frame(PAYLOAD), "decompressed"),
+    "joblib-zf": (lambda: WRAPPERS["joblib-zf"](PAYLOAD), "decompressed"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALICIOUS_CONTAINERS))
+def test_end_to_end_payload_in_container_is_critical(pickle_engine: None, tmp_path: Path, case: str) -> None:
+    from modelshield.scan import scan
+
+    build, member = MALICIOUS_CONTAINERS[case]
+    path = tmp_path / f"{case}.bin"
+    path.write_bytes(build())
+    report = scan(str(path))
+    critical = [f for f in report.findings if f.severity is Severity.CRITICAL]
+    assert critical, [(f.rule_id, f.location.member) for f in report.findings]
+    assert any(member in (f.location.member or "") for f in critical)
+    assert report.verdict.value == "fail"
+
+
+def test_end_to_end_real_torch_files_are_clean(pickle_engine: None, torch_files: dict[str, Path]) -> None:
+    from modelshield.scan import scan
+
+    for path in torch_files.values():
+        report = scan(str(path))
+        assert [f for f in report.findings if f.severity >= Severity.MEDIUM] == [], path.name
