@@ -11,7 +11,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from tests.corpus.benign import benign_files
 from tests.corpus.checks import ScanCache, assert_blocked, assert_proven, describe, run_cli, threat_findings
 from tests.corpus.known_misses import FALSE_POSITIVES, NOT_BLOCKED, NOT_NAMED

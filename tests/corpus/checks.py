@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+from tests.corpus.model import Sample
+from tests.corpus.proof import Proof
 
 from modelshield.scan import scan
 from modelshield.types import Category, ScanReport, Severity
-from tests.corpus.model import Sample
-from tests.corpus.proof import Proof
 
 
 class ScanCache:
@@ -60,3 +62,36 @@ def run_cli(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=300,
         stdin=subprocess.DEVNULL,
     )
+
+
+def bypass_tests(bypass: str) -> tuple[Callable[..., None], Callable[..., None]]:
+    """Two parametrized tests for the samples of one public bypass family (see tests/bypasses/README.md).
+
+    ``test_real_loader_runs_it``: each provable sample fires under its real loader (throwaway subprocess).
+    ``test_scanner_blocks_it``: the scanner blocks each sample and executes nothing (strict xfail for known misses).
+    """
+    import pytest
+    from tests.corpus.known_misses import NOT_BLOCKED
+    from tests.corpus.model import all_specs
+
+    specs = [s for s in all_specs() if s.bypass == bypass]
+    assert specs, f"no corpus sample reproduces bypass {bypass!r}"
+    firing = [s.name for s in specs if s.fires]
+    blocked = [
+        pytest.param(s.name, marks=pytest.mark.xfail(strict=True, reason=NOT_BLOCKED[s.name]))
+        if s.name in NOT_BLOCKED
+        else s.name
+        for s in specs
+    ]
+
+    @pytest.mark.parametrize("name", firing)
+    def test_real_loader_runs_it(name: str, corpus: dict[str, Sample], corpus_proofs: dict[str, Proof]) -> None:
+        assert_proven(corpus[name], corpus_proofs)
+
+    @pytest.mark.parametrize("name", blocked)
+    def test_scanner_blocks_it(name: str, corpus: dict[str, Sample], corpus_scans: ScanCache) -> None:
+        assert_blocked(corpus[name], corpus_scans)
+
+    test_real_loader_runs_it.__doc__ = f"Bypass {bypass}: the technique is real (the real loader runs the payload)."
+    test_scanner_blocks_it.__doc__ = f"Bypass {bypass}: the scanner blocks it without executing it."
+    return test_real_loader_runs_it, test_scanner_blocks_it

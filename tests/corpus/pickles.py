@@ -492,6 +492,12 @@ PRIMITIVES: list[tuple[str, Prim, tuple[str, ...], dict[str, Any]]] = [
         {},
     ),
     (
+        "pip-main",
+        lambda c: call(G("pip", "main"), ["install", "--no-index", "--find-links", c.aux_dir(), "shipped-pkg"]),
+        ("pip.main",),
+        {"fires": False, "loader": "none", "notes": "would install (and run the setup of) a package; not executed"},
+    ),
+    (
         "socket-connect-closed-port",
         lambda c: call(G("socket", "create_connection"), ("127.0.0.1", 9)),
         ("socket.create_connection",),
@@ -510,9 +516,23 @@ def _aux_pth(c: Ctx) -> str:
     return c.aux_dir()
 
 
+#: primitives found on the usual scanner denylists; every other primitive is a denylist gap (tests/bypasses/)
+CLASSIC = {
+    "os-system", "posix-system", "subprocess-popen", "subprocess-call", "subprocess-run", "subprocess-check-call",
+    "subprocess-check-output", "subprocess-getoutput", "subprocess-getstatusoutput", "os-popen", "os-execv",
+    "os-execvp", "os-execl", "os-spawnv", "os-spawnvp", "os-spawnlp", "builtins-exec", "builtins-eval",
+    "builtins-compile-exec", "builtins-import-getattr", "builtins-open", "socket-connect-closed-port",
+    "webbrowser-open",
+}  # fmt: skip
+
+
 def _register_primitives() -> None:
     for name, expr, prims, opts in PRIMITIVES:
         opts = dict(opts)
+        if "reentry" in name:
+            opts.setdefault("bypass", "reentry")
+        elif name not in CLASSIC:
+            opts.setdefault("bypass", "denylist-gaps")
         add(
             f"prim-{name}",
             "primitive",
