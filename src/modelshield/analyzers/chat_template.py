@@ -182,6 +182,9 @@ def analyze_template(source: str, ctx: ScanContext, where: str) -> Iterator[Find
             detail=where,
         )
         return
+    except ValueError as exc:  # e.g. an integer literal longer than int() accepts
+        yield ctx.finding(TEMPLATE_UNANALYSED.id, f"{where}: chat template rejected by the parser: {exc}", detail=where)
+        return
     except (RecursionError, MemoryError):
         yield ctx.finding(TEMPLATE_UNANALYSED.id, f"{where}: chat template nested too deeply to analyse", detail=where)
         return
