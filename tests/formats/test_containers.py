@@ -471,6 +471,18 @@ def test_nested_zip_in_tar_in_7z(tmp_path: Path) -> None:
     assert found[0].members[:2] == ("bundle.tar", "inner/model.pt")
 
 
+def test_7z_trailing_data(tmp_path: Path) -> None:
+    py7zr = pytest.importorskip("py7zr")
+    path = tmp_path / "a.7z"
+    with py7zr.SevenZipFile(path, "w") as archive:
+        archive.writestr(b"weights", "w.bin")
+    data = path.read_bytes()
+    assert run(data).findings == []
+    result = run(data + PAYLOAD)
+    assert "TRAILING-DATA" in result.rules()
+    assert read_all(result.child(f"trailing@{len(data)}")) == PAYLOAD
+
+
 def test_7z_encrypted_is_a_coverage_gap(tmp_path: Path) -> None:
     py7zr = pytest.importorskip("py7zr")
     for header_encryption in (False, True):

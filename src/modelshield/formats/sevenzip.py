@@ -13,7 +13,7 @@ import lzma
 import struct
 import zlib
 from collections.abc import Generator, Iterator
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from modelshield.errors import FormatError
 from modelshield.formats._containers import (
@@ -21,9 +21,11 @@ from modelshield.formats._containers import (
     ENCRYPTED,
     PATH_TRAVERSAL,
     RATIO_FLOOR,
+    TRAILING_DATA,
     Budget,
     Spool,
     check_members,
+    first_nonzero,
     unsafe_link,
     unsafe_path,
 )
@@ -33,6 +35,9 @@ if TYPE_CHECKING:
     from py7zr.io import Py7zIO, WriterFactory
 
 MAGIC = b"7z\xbc\xaf\x27\x1c"
+#: Signature header: magic, version, CRC, then next-header offset, size and CRC.
+START_HEADER = struct.Struct("<6s2sIQQI")
+START_HEADER_TAIL = struct.Struct("<QQI")
 #: py7zr is not hardened against hostile headers; these are what it raises on them.
 LIBRARY_ERRORS: tuple[type[BaseException], ...] = (
     lzma.LZMAError,
@@ -108,6 +113,21 @@ class SevenZipReader(Reader):
                         f"7z member data is corrupt ({type(exc).__name__}: {exc}); what was recovered was scanned",
                     )
                 yield from _products(factory, links, aliases, failed, blob, ctx)
+            yield from _trailing(stream, blob, size, ctx)
+
+
+def _trailing(stream: BinaryIO, blob: Blob, size: int, ctx: ScanContext) -> Iterator[object]:
+    """Bytes after the end header (the start header says where it ends): a polyglot."""
+    stream.seek(START_HEADER.size - 20)
+    raw = stream.read(20)
+    if len(raw) < 20:
+        return
+    offset, length, _ = START_HEADER_TAIL.unpack(raw)
+    end = START_HEADER.size + offset + length
+    start = first_nonzero(stream, end, size) if end < size else None
+    if start is not None:
+        yield ctx.finding(TRAILING_DATA.id, f"{size - start} bytes follow the end of the 7z archive", offset=start)
+        yield blob.child_range(f"trailing@{start}", start, size - start)
 
 
 def _alias_unsafe_names(archive: Any) -> dict[str, str]:
