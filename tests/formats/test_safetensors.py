@@ -115,7 +115,8 @@ def test_real_minilm_weights_are_clean() -> None:
 
 
 def test_duplicate_keys_are_flagged(tmp_path: Path) -> None:
-    text = '{"w": %s, "w": %s}' % (json.dumps(_entry("F32", [1], 0, 4)), json.dumps(_entry("F32", [1], 0, 4)))
+    entry = json.dumps(_entry("F32", [1], 0, 4))
+    text = f'{{"w": {entry}, "w": {entry}}}'
     report = scan(str(_write(tmp_path, "dup.safetensors", _raw(text, b"\0" * 4))))
     assert "SAFETENSORS-HEADER-ABUSE" in _rules(report)
     assert any("duplicate JSON key 'w'" in f.message for f in report.findings)
