@@ -118,6 +118,9 @@ def scan(
         str | None, typer.Option("--profile", help="Risk profile to apply (default: chosen by the policy).")
     ] = None,
     env: Annotated[bool, typer.Option("--env", help="Match CVEs against the loaders installed here.")] = False,
+    dynamic: Annotated[
+        bool, typer.Option("--dynamic", help="Also load each model in an isolated sandbox and report what it tries.")
+    ] = False,
 ) -> None:
     """Scan model files statically. Nothing in them is ever executed."""
     from modelshield.cli.progress import make_observer
@@ -137,8 +140,16 @@ def scan(
     from modelshield.policy.gate import Gate
 
     gate = Gate.prepare(policy, profile, env)  # a malformed policy stops here, before scanning
+    if dynamic:  # refuse before scanning when no sandbox works here (never loads unsandboxed)
+        from modelshield.sandbox.isolation import probe
+
+        probe()
     with make_observer(enabled=not no_progress) as observer:
         report = Scanner(options, observer).scan(targets)
+    if dynamic:
+        from modelshield.sandbox.dynamic import add_dynamic_findings
+
+        report = add_dynamic_findings(report, jobs=jobs)
     report = gate.apply(report)
     if gate.decision is not None:
         from modelshield.policy.engine import render_decision

@@ -35,19 +35,115 @@ _FRAME_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_bac
 _CODE_ATTRS = frozenset({"__code__", "__defaults__", "__kwdefaults__", "__closure__", "__class__", "__bases__"})
 # Standard-library modules whose functions are the usual gadgets (never needed to rebuild data).
 SENSITIVE_MODULES = frozenset(
-    "os posix nt subprocess _posixsubprocess socket _socket ssl ctypes _ctypes pty shutil multiprocessing "
-    "http urllib ftplib smtplib poplib imaplib nntplib telnetlib webbrowser code codeop runpy importlib "
-    "zipimport pickle _pickle marshal shelve tempfile signal asyncio threading _thread sys builtins gc "
-    "inspect platform pdb bdb timeit trace profile cProfile pydoc idlelib lib2to3 distutils ensurepip venv "
-    "operator _operator functools types io _io mmap resource fcntl select selectors xmlrpc socketserver "
-    "sched site sysconfig commands modelshield".split()
+    [
+        "os",
+        "posix",
+        "nt",
+        "subprocess",
+        "_posixsubprocess",
+        "socket",
+        "_socket",
+        "ssl",
+        "ctypes",
+        "_ctypes",
+        "pty",
+        "shutil",
+        "multiprocessing",
+        "http",
+        "urllib",
+        "ftplib",
+        "smtplib",
+        "poplib",
+        "imaplib",
+        "nntplib",
+        "telnetlib",
+        "webbrowser",
+        "code",
+        "codeop",
+        "runpy",
+        "importlib",
+        "zipimport",
+        "pickle",
+        "_pickle",
+        "marshal",
+        "shelve",
+        "tempfile",
+        "signal",
+        "asyncio",
+        "threading",
+        "_thread",
+        "sys",
+        "builtins",
+        "gc",
+        "inspect",
+        "platform",
+        "pdb",
+        "bdb",
+        "timeit",
+        "trace",
+        "profile",
+        "cProfile",
+        "pydoc",
+        "idlelib",
+        "lib2to3",
+        "distutils",
+        "ensurepip",
+        "venv",
+        "operator",
+        "_operator",
+        "functools",
+        "types",
+        "io",
+        "_io",
+        "mmap",
+        "resource",
+        "fcntl",
+        "select",
+        "selectors",
+        "xmlrpc",
+        "socketserver",
+        "sched",
+        "site",
+        "sysconfig",
+        "commands",
+        "modelshield",
+    ]
 )
 # Globals that legitimate data pickles reference outside the framework packages.
 SAFE_BUILTINS = frozenset(
-    "set frozenset dict list tuple int float complex bytes bytearray str slice range bool object".split()
+    [
+        "set",
+        "frozenset",
+        "dict",
+        "list",
+        "tuple",
+        "int",
+        "float",
+        "complex",
+        "bytes",
+        "bytearray",
+        "str",
+        "slice",
+        "range",
+        "bool",
+        "object",
+    ]
 )
 SAFE_STDLIB_GLOBALS = frozenset(
-    "collections copyreg _codecs datetime decimal fractions uuid enum array re pathlib numbers".split()
+    [
+        "collections",
+        "copyreg",
+        "_codecs",
+        "datetime",
+        "decimal",
+        "fractions",
+        "uuid",
+        "enum",
+        "array",
+        "re",
+        "pathlib",
+        "numbers",
+    ]
 )
 
 
@@ -218,9 +314,30 @@ _SIMPLE: dict[str, Verdict] = {
     "code.__new__": Verdict(CODE_EXEC, False, "builds a code object"),
 }
 _PATH_CHANGES = frozenset(
-    "os.remove os.rename os.rmdir os.mkdir os.chmod os.chown os.truncate os.symlink os.link os.utime os.chflags "
-    "os.lchflags os.setxattr os.removexattr shutil.rmtree shutil.copyfile shutil.copymode shutil.copystat "
-    "shutil.move shutil.chown shutil.make_archive shutil.unpack_archive".split()
+    [
+        "os.remove",
+        "os.rename",
+        "os.rmdir",
+        "os.mkdir",
+        "os.chmod",
+        "os.chown",
+        "os.truncate",
+        "os.symlink",
+        "os.link",
+        "os.utime",
+        "os.chflags",
+        "os.lchflags",
+        "os.setxattr",
+        "os.removexattr",
+        "shutil.rmtree",
+        "shutil.copyfile",
+        "shutil.copymode",
+        "shutil.copystat",
+        "shutil.move",
+        "shutil.chown",
+        "shutil.make_archive",
+        "shutil.unpack_archive",
+    ]
 )
 _CODE_EVENTS = frozenset({"exec", "compile", "marshal.loads", "marshal.load"})
 _FRAME_EVENTS = frozenset(

@@ -17,14 +17,41 @@ import sys
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 #: Packages whose modules a pickle of a model legitimately references.
 PICKLE_FRAMEWORKS = frozenset(
-    "numpy torch sklearn scipy pandas joblib xgboost lightgbm catboost dill cloudpickle _pickle".split()
+    [
+        "numpy",
+        "torch",
+        "sklearn",
+        "scipy",
+        "pandas",
+        "joblib",
+        "xgboost",
+        "lightgbm",
+        "catboost",
+        "dill",
+        "cloudpickle",
+        "_pickle",
+    ]
 )
 KERAS_FRAMEWORKS = frozenset(
-    "keras tensorflow tf_keras numpy h5py ml_dtypes absl google optree rich namex packaging tensorboard".split()
+    [
+        "keras",
+        "tensorflow",
+        "tf_keras",
+        "numpy",
+        "h5py",
+        "ml_dtypes",
+        "absl",
+        "google",
+        "optree",
+        "rich",
+        "namex",
+        "packaging",
+        "tensorboard",
+    ]
 )
 PRESCAN_BYTES = 64 * 1024 * 1024
 PRESCAN_OPCODES = 2_000_000
@@ -67,7 +94,7 @@ def _require(module: str) -> Any:
         raise LoaderUnavailable(f"{module} is not installed in the sandbox's Python ({exc})") from None
 
 
-def pickle_globals(stream: BinaryIO) -> Iterator[str]:
+def pickle_globals(stream: IO[bytes]) -> Iterator[str]:
     """Module names a pickle references (GLOBAL/INST/STACK_GLOBAL), by parsing only."""
     strings: list[str] = []
     try:
@@ -125,7 +152,7 @@ def _prepare_dill(path: str) -> Prepared:
 
 
 def _load_dill(path: str, prepared: Prepared) -> object:
-    import dill
+    dill = importlib.import_module("dill")
 
     with open(path, "rb") as stream:
         return dill.load(stream)
@@ -143,7 +170,7 @@ def _prepare_torch(path: str) -> Prepared:
 
 
 def _load_torch(path: str, prepared: Prepared) -> object:
-    import torch
+    torch = importlib.import_module("torch")
 
     return torch.load(path, map_location="cpu", weights_only=False)
 
@@ -157,7 +184,7 @@ def _prepare_joblib(path: str) -> Prepared:
 
 
 def _load_joblib(path: str, prepared: Prepared) -> object:
-    import joblib
+    joblib = importlib.import_module("joblib")
 
     return joblib.load(path)
 
@@ -168,7 +195,7 @@ def _prepare_numpy(path: str) -> Prepared:
 
 
 def _load_numpy(path: str, prepared: Prepared) -> object:
-    import numpy
+    numpy = importlib.import_module("numpy")
 
     loaded = numpy.load(path, allow_pickle=True)
     if isinstance(loaded, numpy.lib.npyio.NpzFile):
@@ -184,7 +211,7 @@ def _prepare_keras(path: str) -> Prepared:
 
 def _keras_loader(safe_mode: bool) -> Callable[[str, Prepared], object]:
     def load(path: str, prepared: Prepared) -> object:
-        import keras
+        keras = importlib.import_module("keras")
 
         return keras.saving.load_model(path, safe_mode=safe_mode)
 
@@ -197,7 +224,7 @@ def _prepare_onnx(path: str) -> Prepared:
 
 
 def _load_onnx(path: str, prepared: Prepared) -> object:
-    import onnxruntime
+    onnxruntime = importlib.import_module("onnxruntime")
 
     return onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
 
@@ -224,7 +251,7 @@ def _prepare_jinja(path: str) -> Prepared:
 
 
 def _load_jinja(path: str, prepared: Prepared) -> object:
-    import jinja2
+    jinja2 = importlib.import_module("jinja2")
 
     environment = jinja2.Environment(extensions=["jinja2.ext.loopcontrols"])  # noqa: S701 - as vulnerable servers
     rendered = []

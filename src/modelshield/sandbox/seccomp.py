@@ -9,25 +9,71 @@ Python-level error it causes is observed. Uses libseccomp through ``pyseccomp`` 
 from __future__ import annotations
 
 import errno
+import importlib
 import socket
 from typing import Any
 
 #: System calls denied outright (EPERM). Missing names on an architecture are skipped.
-DENIED = (
-    "execve execveat fork vfork ptrace process_vm_readv process_vm_writev kcmp "
-    "mount umount2 pivot_root chroot unshare setns move_mount open_tree fsopen fsmount fspick mount_setattr "
-    "bpf perf_event_open userfaultfd io_uring_setup io_uring_enter io_uring_register "
-    "kexec_load kexec_file_load init_module finit_module delete_module reboot swapon swapoff acct "
-    "keyctl add_key request_key name_to_handle_at open_by_handle_at settimeofday clock_settime "
-    "sethostname setdomainname setuid setgid setreuid setregid setresuid setresgid setgroups"
-).split()
+DENIED = [
+    "execve",
+    "execveat",
+    "fork",
+    "vfork",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "kcmp",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "unshare",
+    "setns",
+    "move_mount",
+    "open_tree",
+    "fsopen",
+    "fsmount",
+    "fspick",
+    "mount_setattr",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "acct",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "name_to_handle_at",
+    "open_by_handle_at",
+    "settimeofday",
+    "clock_settime",
+    "sethostname",
+    "setdomainname",
+    "setuid",
+    "setgid",
+    "setreuid",
+    "setregid",
+    "setresuid",
+    "setresgid",
+    "setgroups",
+]
 CLONE_THREAD = 0x00010000
 
 
 def available() -> str:
     """Empty string when seccomp can be used, else why not (for the refusal message)."""
     try:
-        import pyseccomp  # noqa: F401
+        importlib.import_module("pyseccomp")
     except (ImportError, OSError) as exc:
         return f"pyseccomp/libseccomp unavailable ({exc}); install libseccomp2 and `pip install modelshield[sandbox]`"
     return ""
@@ -35,7 +81,7 @@ def available() -> str:
 
 def build_filter() -> Any:
     """The filter: allow by default, deny the listed calls, threads only, AF_UNIX sockets only."""
-    import pyseccomp as sc
+    sc: Any = importlib.import_module("pyseccomp")
 
     deny = sc.ERRNO(errno.EPERM)
     flt = sc.SyscallFilter(defaction=sc.ALLOW)
