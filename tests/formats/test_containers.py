@@ -169,6 +169,7 @@ def test_torchscript_module_yields_its_pickles(torch_files: dict[str, Path]) -> 
     assert {"data.pkl", "constants.pkl"} <= bases
     assert not any(name.endswith(".py") for name in result.names())  # code is checked in place
     assert all(c.head(1) == b"\x80" for c in result.children)
+    assert {c.format_hint for c in result.children} == {"torchscript"}
 
 
 def test_torchscript_code_with_file_access_is_reported(torch_files: dict[str, Path]) -> None:
@@ -780,9 +781,9 @@ def test_end_to_end_payload_in_container_is_critical(pickle_engine: None, tmp_pa
     assert report.verdict.value == "fail"
 
 
-def test_end_to_end_real_torch_files_are_clean(pickle_engine: None, torch_files: dict[str, Path]) -> None:
+@pytest.mark.parametrize("kind", ["state_dict", "script"])
+def test_end_to_end_real_torch_files_are_clean(pickle_engine: None, torch_files: dict[str, Path], kind: str) -> None:
     from modelshield.scan import scan
 
-    for path in torch_files.values():
-        report = scan(str(path))
-        assert [f for f in report.findings if f.severity >= Severity.MEDIUM] == [], path.name
+    report = scan(str(torch_files[kind]))
+    assert [(f.rule_id, f.location.member) for f in report.findings if f.severity >= Severity.MEDIUM] == []

@@ -56,6 +56,8 @@ from modelshield.types import Finding
 
 #: Stored members up to this size get their CRC checked when scanned.
 CRC_CHECK_MAX = 256 * MiB
+#: Members of these archives carry the flavor as format hint (the pickle allowlist depends on it).
+TORCH_FLAVORS = ("pytorch-zip", "torchscript")
 METHOD_NAMES = {
     0: "stored",
     8: "deflate",
@@ -82,11 +84,11 @@ class _Payload:
     complete: bool = True
     decoded: bool = False
 
-    def blob(self, parent: Blob, member: str) -> Blob:
+    def blob(self, parent: Blob, member: str, format_hint: str = "") -> Blob:
         """The child blob over these bytes."""
         if self.spool is not None:
-            return self.spool.blob(parent, member)
-        return parent.child_range(member, self.start, self.size)
+            return self.spool.blob(parent, member, format_hint)
+        return parent.child_range(member, self.start, self.size, format_hint)
 
 
 @register_reader
@@ -184,7 +186,7 @@ def _member(
     if action is pytorch_zip.Action.CODE:
         yield from _check_code(member, payload.blob(blob, member), ctx)
     elif action is pytorch_zip.Action.SCAN:
-        yield payload.blob(blob, member)
+        yield payload.blob(blob, member, flavor if flavor in TORCH_FLAVORS else "")
     if budget.decompressed > ctx.limits.max_decompressed_bytes:
         raise LimitExceeded(
             "max_decompressed_bytes", ctx.limits.max_decompressed_bytes, "zip decompression budget spent"
