@@ -387,3 +387,23 @@ def _torchscript_swap(c: Ctx, member: str) -> bytes:
     target = next(n for n in members if n.endswith("/" + member))
     members[target] = payload(c)
     return zip_bytes(members)
+
+
+add(
+    "ctr-polyglot-npy-then-pickle",
+    "polyglot",
+    lambda c: npy_header("<f8", "(2,)") + b"\x00" * 16 + payload(c),
+    loader="none",
+    fires=False,
+    ext=".npy",
+    notes="valid float .npy with a pickle appended: numpy.load ignores the tail; a loader reading past it would run it",
+)
+add(
+    "ctr-polyglot-zip-then-pickle",
+    "polyglot",
+    lambda c: benign_torch_zip() + payload(c),
+    loader="none",
+    fires=False,
+    ext=".pt",
+    notes="pickle appended after a valid torch zip's end record: hidden bytes no standard loader reads",
+)

