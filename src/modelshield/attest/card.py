@@ -125,6 +125,8 @@ def update_text(text: str, claims: CardClaims) -> str:
         body = rest
     else:
         closing, body = rest[:1], rest[1:]
+        if not closing[0].endswith("\n"):  # the card ends right after the front matter
+            closing = [closing[0] + newline]
     if front and not front[-1].endswith("\n"):
         front[-1] += newline
     span = _block_span(front)
