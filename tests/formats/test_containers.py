@@ -787,3 +787,14 @@ def test_end_to_end_real_torch_files_are_clean(pickle_engine: None, torch_files:
 
     report = scan(str(torch_files[kind]))
     assert [(f.rule_id, f.location.member) for f in report.findings if f.severity >= Severity.MEDIUM] == []
+
+
+def test_plain_pickles_and_model_files_are_not_taken_for_containers() -> None:
+    import pickle
+
+    samples = [pickle.dumps(obj, protocol=p) for obj in ([], [1, 2], {"a": 1}, "x" * 50, (1.5, None)) for p in range(6)]
+    samples += [b'{"__metadata__": {}}', b"\x93NUMPY\x01\x00v\x00{'descr': '<f4'", b"GGUF\x03\x00\x00\x00", b"x^2 + y"]
+    for data in samples:
+        blob = bytes_blob(data)
+        claimed = [r.name for r in CONTAINER_READERS if r.sniff(data, blob)]
+        assert claimed == [], (data[:20], claimed)
