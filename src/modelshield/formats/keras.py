@@ -43,7 +43,7 @@ UNSAFE_MODULE = rule(
     "Keras imports the module and calls the named object while loading, even with "
     "safe_mode=True in affected versions.",
     _REMEDIATION,
-    ("CVE-2025-1550", "GHSA-48g7-3x6r-xfhp", "CWE-502"),
+    ("CWE-502",),
 )
 UNSAFE_FUNCTION = rule(
     "KERAS-UNSAFE-FUNCTION",
@@ -54,7 +54,7 @@ UNSAFE_FUNCTION = rule(
     "downloading files (keras.utils.get_file), switching safe mode off "
     "(keras.config.enable_unsafe_deserialization), loading other models, or file/Python ops.",
     _REMEDIATION,
-    ("CVE-2025-8747", "CVE-2025-9906", "CWE-502"),
+    ("CWE-502",),
 )
 LAMBDA = rule(
     "KERAS-LAMBDA",
@@ -64,7 +64,7 @@ LAMBDA = rule(
     "A Lambda layer carries marshalled Python bytecode that runs when the model is loaded "
     "with safe_mode disabled, always for legacy H5 files in affected versions.",
     "Rebuild the model without Lambda layers (use a registered custom layer whose code you review).",
-    ("CVE-2024-3660", "CWE-94"),
+    ("CWE-94",),
 )
 TORCH_WRAPPER = rule(
     "KERAS-TORCH-MODULE",
@@ -168,6 +168,10 @@ _CODE_NAMES = frozenset(
         "loads",
     }
 )
+_CVE_1550 = ("CVE-2025-1550", "GHSA-48g7-3x6r-xfhp")
+_DANGEROUS_BUILTINS = frozenset(
+    {"eval", "exec", "compile", "__import__", "open", "getattr", "setattr", "input", "breakpoint", "globals", "vars"}
+)
 _LOOKUP_LAYERS = frozenset({"StringLookup", "IntegerLookup", "TextVectorization", "Hashing"})
 _TF_UNSAFE = re.compile(r"(^|\.)(io\.|py_func|py_function|numpy_function|raw_ops\.(Read|Write|Save|Restore)|gfile)")
 
@@ -211,10 +215,15 @@ def _children(item: dict[str, object]) -> Iterator[tuple[str, object]]:
     """Keys to descend into; a Lambda's function is judged with the Lambda, not again on its own."""
     lambda_config = item.get("config") if item.get("class_name") == "Lambda" else None
     for key, value in item.items():
-        if key == "config" and isinstance(lambda_config, dict):
+        if key == "config" and isinstance(lambda_config, dict) and _carries_code(lambda_config.get("function")):
             yield key, {k: v for k, v in lambda_config.items() if k != "function"}
         else:
             yield key, value
+
+
+def _carries_code(function: object) -> bool:
+    """A Lambda function given as bytecode (list, string or ``__lambda__``), not as a reference."""
+    return not isinstance(function, dict) or function.get("class_name") == "__lambda__"
 
 
 def _in_family(module: str) -> bool:
@@ -232,8 +241,13 @@ def _judge_object(obj: dict[str, object], path: str, state: _Walk) -> Iterator[F
         target = config
     label = f"{module}.{target}" if isinstance(module, str) else target
     evidence = f"{state.where} {path}: module={module!r} class_name={class_name!r} registered_name={registered!r}"
+    if module == "builtins" and class_name == "function" and target not in _DANGEROUS_BUILTINS:
+        yield ctx.finding(CUSTOM_OBJECT.id, f"config needs custom function {target!r}", evidence=evidence)
+        return
     if isinstance(module, str) and not _in_family(module):
-        yield ctx.finding(UNSAFE_MODULE.id, f"config makes Keras import and call {label}", evidence=evidence)
+        yield ctx.finding(
+            UNSAFE_MODULE.id, f"config makes Keras import and call {label}", evidence=evidence, references=_CVE_1550
+        )
         return
     danger = _dangerous(module, target, registered)
     if danger:
@@ -278,14 +292,26 @@ def _judge_lambda(obj: dict[str, object], path: str, state: _Walk) -> Iterator[F
             code = function[0]
         elif isinstance(function, dict) and isinstance(function.get("config"), dict):
             code = function["config"].get("code")  # the nested __lambda__ is judged here, once
+        elif isinstance(function, dict):
+            name = f"{function.get('module')}.{function.get('config')}"
+            where = f"{state.where} {path}"
+            yield state.ctx.finding(
+                LAMBDA.id, f"Lambda layer calls function {name}", evidence=where, references=_lambda_refs(state)
+            )
+            return
         elif isinstance(function, str):
             code = function
     yield _lambda_finding(code, path, state)
 
 
+def _lambda_refs(state: _Walk) -> tuple[str, ...]:
+    legacy = ("CVE-2025-9905", "GHSA-36rr-ww3j-vrjv") if state.legacy else ("CVE-2026-12481",)
+    return ("CVE-2024-3660", *legacy)
+
+
 def _lambda_finding(code: object, path: str, state: _Walk) -> Finding:
     ctx = state.ctx
-    refs = ("CVE-2025-9905", "GHSA-36rr-ww3j-vrjv") if state.legacy else ("CVE-2026-12481",)
+    refs = _lambda_refs(state)
     if not isinstance(code, str):
         return ctx.finding(LAMBDA.id, "Lambda layer (function not decodable)", evidence=path, references=refs)
     try:
