@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from modelshield.errors import SourceError
+from modelshield.sources.hf_cache import HFCacheSource
 from modelshield.sources.interface import Source
 from modelshield.sources.local import LocalSource
 
 #: Sources tried in order; the local disk is the fallback. Later sources (HF cache ...) go first.
-SOURCES: list[Source] = [LocalSource()]
+SOURCES: list[Source] = [HFCacheSource(), LocalSource()]
 
 
 def resolve_source(target: str) -> Source:
