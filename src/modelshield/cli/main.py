@@ -121,6 +121,9 @@ def scan(
     dynamic: Annotated[
         bool, typer.Option("--dynamic", help="Also load each model in an isolated sandbox and report what it tries.")
     ] = False,
+    rules: Annotated[
+        list[Path] | None, typer.Option("--rules", help="Also apply the YARA rules (.yar) in this folder (repeatable).")
+    ] = None,
 ) -> None:
     """Scan model files statically. Nothing in them is ever executed."""
     from modelshield.cli.progress import make_observer
@@ -131,6 +134,10 @@ def scan(
     from modelshield.types import Severity
 
     limits = Limits().with_overrides(_parse_limits(limit or []))
+    if rules:
+        from modelshield.analyzers.yara_rules import use_user_rules
+
+        use_user_rules([str(r) for r in rules])
     run = None
     if attest:  # hash once up front; the scan report reuses these digests
         from modelshield.attest.workflow import AttestRun
