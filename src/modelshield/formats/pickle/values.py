@@ -111,10 +111,11 @@ class SList:
 
     items: list[object] = field(default_factory=list)
     total: int = 0
+    cap: int = KEEP_ITEMS
 
     def add(self, values: list[object]) -> None:
-        """Append values (only the first KEEP_ITEMS are kept)."""
-        room = KEEP_ITEMS - len(self.items)
+        """Append values (only the first ``cap`` are kept)."""
+        room = self.cap - len(self.items)
         if room > 0:
             self.items.extend(values[:room])
         self.total += len(values)
@@ -236,7 +237,7 @@ class PickleStream:
     joblib_arrays: int = 0
     skipped_bytes: int = 0
     nested_in: int | None = None
-    kind: str = "pickle"
+    value: object = None
 
     @property
     def stopped(self) -> bool:
@@ -273,8 +274,10 @@ def _render(value: object, depth: int) -> str:
     if isinstance(value, SList):
         return f"[{_render_seq(value.items, value.total, depth)}]"
     if isinstance(value, SSet):
-        return ("frozenset({" if value.frozen else "{") + _render_seq(value.items, value.total, depth) + (
-            "})" if value.frozen else "}"
+        return (
+            ("frozenset({" if value.frozen else "{")
+            + _render_seq(value.items, value.total, depth)
+            + ("})" if value.frozen else "}")
         )
     if isinstance(value, SDict):
         shown = [f"{_render(k, depth - 1)}: {_render(v, depth - 1)}" for k, v in value.pairs[:8]]

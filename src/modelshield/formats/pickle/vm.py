@@ -31,6 +31,7 @@ from modelshield.formats.interface import ScanContext
 from modelshield.formats.pickle import joblib_arrays
 from modelshield.formats.pickle.opcodes import ARG_KIND, CODE, HIGHEST_PROTOCOL, ArgKind, opcode_name
 from modelshield.formats.pickle.values import (
+    KEEP_ITEMS,
     USE_CALL,
     USE_CONSTRUCT,
     USE_MUTATE,
@@ -135,8 +136,18 @@ class Budget:
 class PickleVM:
     """Runs one pickle stream symbolically from the window's position; see :meth:`run`."""
 
-    def __init__(self, win: ByteWindow, budget: Budget, base_offset: int = 0, nested_in: int | None = None) -> None:
+    def __init__(
+        self,
+        win: ByteWindow,
+        budget: Budget,
+        base_offset: int = 0,
+        nested_in: int | None = None,
+        keep_items: int = KEEP_ITEMS,
+        keep_persids: int = SITE_CAP * 4,
+    ) -> None:
         self.win = win
+        self.keep_items = keep_items
+        self.keep_persids = keep_persids
         self.budget = budget
         self.base_offset = base_offset
         self.nested_in = nested_in
@@ -205,6 +216,7 @@ class PickleVM:
             joblib_arrays=self.joblib_arrays,
             skipped_bytes=self.skipped,
             nested_in=self.nested_in,
+            value=self.stack[-1] if error is None and self.stack else None,
         )
 
     def _describe_failure(self, exc: Exception) -> str:
@@ -392,6 +404,8 @@ class PickleVM:
 
     def _invoke(self, kind: str, func: object, args: object, kwargs: object = None) -> None:
         """Record a call of ``func`` and push its symbolic result."""
+        if isinstance(func, PersId) and _is_module_persid(func.pid):
+            func = func.pid[1]  # type: ignore[index] # torch's legacy persistent_load returns the class
         if isinstance(func, GlobalRef):
             func.uses |= USE_CONSTRUCT if kind in ("NEWOBJ", "NEWOBJ_EX") else USE_CALL
             semantics = HIGHER_ORDER.get((func.module, func.name))
@@ -648,11 +662,11 @@ class PickleVM:
 
     def op_empty_list(self, arg: object) -> None:
         """EMPTY_LIST."""
-        self.stack.append(SList())
+        self.stack.append(SList(cap=self.keep_items))
 
     def op_list(self, arg: object) -> None:
         """LIST: items down to the topmost MARK."""
-        lst = SList()
+        lst = SList(cap=self.keep_items)
         lst.add(self._pop_mark())
         self.stack.append(lst)
 
@@ -830,11 +844,11 @@ class PickleVM:
         self._persistent(self.stack.pop())
 
     def _persistent(self, pid: object) -> None:
-        if isinstance(pid, tuple):
+        if isinstance(pid, tuple) and not _is_module_persid(pid):
             for item in pid:
                 if isinstance(item, GlobalRef):
                     item.uses |= USE_PERSID
-        if len(self.persids) < SITE_CAP * 4:
+        if len(self.persids) < self.keep_persids:
             self.persids.append(
                 CallSite("PERSID", "persistent_load", None, render(pid), self._abs(self.op_off), self.op_index, pid)
             )
@@ -871,7 +885,9 @@ class PickleVM:
             if inner.limit_error is not None:
                 raise inner.limit_error
             if nested.error is not None:
-                raise Malformed(f"embedded joblib object-array pickle is malformed: {nested.error}", nested.error_offset)
+                raise Malformed(
+                    f"embedded joblib object-array pickle is malformed: {nested.error}", nested.error_offset
+                )
             return
         start = win.tell()
         if layout.aligned:
@@ -879,6 +895,11 @@ class PickleVM:
             win.skip_to(win.tell() + padding)
         win.skip_to(win.tell() + layout.nbytes)
         self.skipped += win.tell() - start
+
+
+def _is_module_persid(pid: object) -> bool:
+    """torch's legacy ``('module', cls, source_file, source)`` persistent id."""
+    return isinstance(pid, tuple) and len(pid) >= 2 and pid[0] == "module" and isinstance(pid[1], GlobalRef)
 
 
 def _keep_str(text: str, offset: int) -> str | Large:
@@ -911,18 +932,23 @@ def _build_note(obj: object, state: object) -> str:
 
 
 def parse_one_stream(
-    stream: BinaryIO, ctx: ScanContext | None, base_offset: int = 0, budget: Budget | None = None
+    stream: BinaryIO,
+    ctx: ScanContext | None,
+    base_offset: int = 0,
+    budget: Budget | None = None,
+    keep_items: int = KEEP_ITEMS,
 ) -> tuple[list[PickleStream], LimitExceeded | None]:
     """Parse one pickle stream at ``stream``'s current position.
 
     Returns the streams (nested joblib object-array streams first, then the stream itself) and
     the limit error to raise, if one stopped the parse. The stream is left positioned right after
-    the parsed bytes (STOP), so callers can continue with what follows.
+    the parsed bytes (STOP), so callers can continue with what follows. ``keep_items`` raises the
+    number of list items and persistent ids kept (for readers that need whole lists).
     """
     limits = ctx.limits if ctx is not None else Limits()
     budget = budget or Budget(ctx, limits)
     win = ByteWindow(stream, stream.tell())
-    vm = PickleVM(win, budget, base_offset)
+    vm = PickleVM(win, budget, base_offset, keep_items=keep_items, keep_persids=max(keep_items, SITE_CAP * 4))
     result = vm.run()
     stream.seek(win.tell())
     return [*vm.nested, result], vm.limit_error
@@ -940,7 +966,9 @@ def iter_pickle_streams(stream: BinaryIO, ctx: ScanContext, base_offset: int = 0
     win = ByteWindow(stream, stream.tell())
     while True:
         if budget.streams >= ctx.limits.max_pickle_streams:
-            raise LimitExceeded("max_pickle_streams", ctx.limits.max_pickle_streams, "too many pickle streams in one file")
+            raise LimitExceeded(
+                "max_pickle_streams", ctx.limits.max_pickle_streams, "too many pickle streams in one file"
+            )
         budget.streams += 1
         vm = PickleVM(win, budget, base_offset)
         result = vm.run()
@@ -962,7 +990,9 @@ def iter_pickle_streams(stream: BinaryIO, ctx: ScanContext, base_offset: int = 0
 def _mark_joblib(ctx: ScanContext, result: PickleStream, nested: list[PickleStream]) -> None:
     if ctx.format not in ("", "pickle"):
         return
-    if result.joblib_arrays or any(g.module.startswith(("joblib.", "sklearn.externals.joblib")) for g in result.globals):
+    if result.joblib_arrays or any(
+        g.module.startswith(("joblib.", "sklearn.externals.joblib")) for g in result.globals
+    ):
         ctx.format = "joblib"
 
 
