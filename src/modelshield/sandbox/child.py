@@ -33,14 +33,22 @@ def _trusted_roots() -> tuple[str, ...]:
     return tuple(sorted(os.path.realpath(r) for r in roots) + sorted(roots))
 
 
+# Standard-library code that legitimately compiles code while a framework loads data: ast.parse
+# (an AST only), typing's forward references, dataclass and namedtuple generated methods. The
+# payload cannot reach them without a pickle global outside the expected set, which is reported.
+_STDLIB_CODE_CALLERS = ("ast.py", "typing.py", "dataclasses.py", "collections/__init__.py")
+
+
 def _policy(loader: Loader, prepared: Prepared, job: dict[str, Any]) -> hook.HookPolicy:
     sandbox_dir = os.path.dirname(os.path.abspath(__file__))
+    stdlib = sysconfig.get_paths()["stdlib"]
+    callers = tuple(os.path.join(stdlib, name) for name in _STDLIB_CODE_CALLERS)
     return hook.HookPolicy(
         frameworks=loader.frameworks | prepared.frameworks,
         trusted_roots=_trusted_roots(),
         untrusted_roots=(sandbox_dir, os.path.realpath(sandbox_dir), *prepared.code_roots),
         code_roots=prepared.code_roots,
-        code_callers=prepared.code_callers,
+        code_callers=(*prepared.code_callers, *callers, *(os.path.realpath(c) for c in callers)),
         private_tmp=str(job.get("private_tmp", "")),
     )
 

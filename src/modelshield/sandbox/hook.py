@@ -271,7 +271,7 @@ def _judge_frames(event: str, args: tuple[Any, ...], caller: FrameType | None, p
     if event == "object.__getattr__" and str(args[1]) not in _FRAME_ATTRS:
         return None
     if event in {"object.__setattr__", "object.__delattr__"}:
-        if str(args[1]) not in _CODE_ATTRS:
+        if str(args[1]) not in _CODE_ATTRS or caller is not None and _trusted_file(caller.f_code.co_filename, policy):
             return None
         return Verdict(CODE_EXEC, True, f"rebinds {args[1]} of {describe(args[0], 80)}")
     if event == "sys._getframe" and caller is not None and _trusted_file(caller.f_code.co_filename, policy):

@@ -281,9 +281,16 @@ def auto_map_modules(config_path: str) -> list[str]:
 
 def _prepare_remote_code(path: str) -> Prepared:
     modules = auto_map_modules(path)
-    for optional in ("torch", "transformers"):
-        _preimport(iter([optional]), frozenset({optional}))
     repo = os.path.dirname(os.path.abspath(path))
+    sources = ""
+    for module in modules:
+        candidate = os.path.join(repo, *module.split(".")) + ".py"
+        if os.path.isfile(candidate) and os.path.getsize(candidate) <= PRESCAN_BYTES:
+            with open(candidate, encoding="utf-8", errors="replace") as stream:
+                sources += stream.read()
+    for optional in ("torch", "transformers"):
+        if optional in sources:  # import the heavy framework before arming only when the code uses it
+            _preimport(iter([optional]), frozenset({optional}))
     tops = frozenset(m.split(".", 1)[0] for m in modules) | {"torch", "transformers", "numpy"}
     return Prepared(frameworks=tops, code_roots=(repo,), state={"modules": modules, "repo": repo})
 
