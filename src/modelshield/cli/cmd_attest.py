@@ -46,7 +46,7 @@ def keygen(
     private_path, public_path = write_keypair(out, signer, overwrite=force)
     typer.echo(f"private key: {private_path} (keep it secret)", err=True)
     typer.echo(f"public key:  {public_path} (put it in the trust store of whoever verifies)", err=True)
-    typer.echo(f"key id:      {signer.keyid}")
+    typer.echo(signer.keyid)
     raise typer.Exit(0)
 
 
