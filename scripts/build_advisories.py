@@ -30,7 +30,8 @@ def main(argv: list[str]) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(db.to_json(), encoding="utf-8")
     relevant = sum(a.relevant for advs in db.packages.values() for a in advs)
-    print(f"{output}: {len(db)} advisories, {len(db.packages)} packages, {relevant} model-loading relevant, snapshot {db.snapshot}")
+    counts = f"{len(db)} advisories, {len(db.packages)} packages, {relevant} model-loading relevant"
+    print(f"{output}: {counts}, snapshot {db.snapshot}")
     return 0
 
 

@@ -99,7 +99,9 @@ def test_recorded_old_version_with_pattern_is_high_without_env(models: dict[str,
 
 def test_fixed_versions_produce_no_findings(models: dict[str, Path]) -> None:
     assert _vulns(models["chat.gguf"], {"llama-cpp-python": "0.2.72"}) == {}
-    assert not [f for f in _vulns(models["weights.pt"], {"torch": "2.6.0"}).values() if "CVE-2025-32434" in f.references]
+    assert not [
+        f for f in _vulns(models["weights.pt"], {"torch": "2.6.0"}).values() if "CVE-2025-32434" in f.references
+    ]
     assert _vulns(models["config.json"]) == {}  # written by the installed (fixed) transformers
     assert _vulns(models["lambda.keras"], {"keras": "3.15.1"}).keys() <= {"VULN-INFO"}
 
@@ -114,14 +116,28 @@ def test_static_detection_naming_a_cve_counts_as_pattern(tmp_path: Path, models:
         Location(path),
         references=("CVE-2025-1550",),
     )
-    report = ScanReport("t", "r", (path,), (Artifact(path, None, "keras", 10, None, (detection,)),), Severity.MEDIUM,
-                        "now", 0.0, 1, 0, 10)
+    report = ScanReport(
+        "t",
+        "r",
+        (path,),
+        (Artifact(path, None, "keras", 10, None, (detection,)),),
+        Severity.MEDIUM,
+        "now",
+        0.0,
+        1,
+        0,
+        10,
+    )
     result = assess(report, environment_from_pairs({"keras": "3.3.3"}))
-    cve = [f for f in result.report.findings if f.category is Category.VULNERABILITY and "CVE-2025-1550" in f.references]
+    cve = [
+        f for f in result.report.findings if f.category is Category.VULNERABILITY and "CVE-2025-1550" in f.references
+    ]
     assert cve and cve[0].severity is Severity.CRITICAL and "static detection" in cve[0].evidence
 
 
-@pytest.mark.parametrize("content", [b"\x89HDF\r\n\x1a\n" + b"\x00" * 10, b"GGUF\x03\x00\x00\x00\xff", b"PK\x03\x04junk"])
+@pytest.mark.parametrize(
+    "content", [b"\x89HDF\r\n\x1a\n" + b"\x00" * 10, b"GGUF\x03\x00\x00\x00\xff", b"PK\x03\x04junk"]
+)
 def test_truncated_files_give_an_error_not_a_crash(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "bad.bin"
     path.write_bytes(content)

@@ -22,12 +22,23 @@ def test_shipped_data_has_snapshot_and_curated_ranges() -> None:
 
 @pytest.mark.parametrize(
     ("package", "version", "expected"),
-    [("llama-cpp-python", "0.2.71", True), ("llama_cpp_python", "0.2.72", False), ("llama-cpp-python", "0.2.29", False),
-     ("torch", "2.5.1", True), ("torch", "2.6.0", False), ("keras", "3.8.0", True), ("keras", "3.9.0", False)],
+    [
+        ("llama-cpp-python", "0.2.71", True),
+        ("llama_cpp_python", "0.2.72", False),
+        ("llama-cpp-python", "0.2.29", False),
+        ("torch", "2.5.1", True),
+        ("torch", "2.6.0", False),
+        ("keras", "3.8.0", True),
+        ("keras", "3.9.0", False),
+    ],
 )
 def test_pep440_ranges(package: str, version: str, expected: bool) -> None:
-    cve = {"llama-cpp-python": "CVE-2024-34359", "llama_cpp_python": "CVE-2024-34359", "torch": "CVE-2025-32434",
-           "keras": "CVE-2025-1550"}[package]
+    cve = {
+        "llama-cpp-python": "CVE-2024-34359",
+        "llama_cpp_python": "CVE-2024-34359",
+        "torch": "CVE-2025-32434",
+        "keras": "CVE-2025-1550",
+    }[package]
     hits = {m.advisory.display_id for m in Matcher(load_db()).affected(package, version)}
     assert (cve in hits) is expected
 
@@ -39,9 +50,15 @@ def test_lookup_only_touches_one_package() -> None:
 
 
 def _record(rid: str, package: str, events: list[dict[str, str]], aliases: list[str]) -> dict[str, object]:
-    return {"id": rid, "modified": "2026-05-01T00:00:00Z", "aliases": aliases, "summary": f"{rid} summary",
-            "affected": [{"package": {"ecosystem": "PyPI", "name": package},
-                          "ranges": [{"type": "ECOSYSTEM", "events": events}]}]}
+    return {
+        "id": rid,
+        "modified": "2026-05-01T00:00:00Z",
+        "aliases": aliases,
+        "summary": f"{rid} summary",
+        "affected": [
+            {"package": {"ecosystem": "PyPI", "name": package}, "ranges": [{"type": "ECOSYSTEM", "events": events}]}
+        ],
+    }
 
 
 def test_build_applies_curation_and_names_bad_lines(tmp_path: Path) -> None:
@@ -50,7 +67,9 @@ def test_build_applies_curation_and_names_bad_lines(tmp_path: Path) -> None:
     rec = _record("PYSEC-1", "keras", [{"introduced": "3.0.0"}, {"fixed": "3.8.0"}], ["CVE-1"])
     (tmp_path / "osv" / "PYSEC-1.json").write_text(json.dumps(rec, indent=1))
     curated = tmp_path / "curation" / "curated.yaml"
-    curated.write_text('CVE-1: {relevant: true, ranges: [{introduced: "3.0.0"}, {fixed: "3.9.0"}], range_verified: true}\n')
+    curated.write_text(
+        'CVE-1: {relevant: true, ranges: [{introduced: "3.0.0"}, {fixed: "3.9.0"}], range_verified: true}\n'
+    )
     db = build_from_folder(tmp_path)
     adv = db.get("CVE-1")
     assert adv is not None and adv.relevant and adv.fixed_versions == ("3.9.0",) and db.snapshot == "2026-05-01"
@@ -68,10 +87,18 @@ def test_build_applies_curation_and_names_bad_lines(tmp_path: Path) -> None:
 def test_import_export_zip_dedupes_and_keeps_flags(tmp_path: Path) -> None:
     archive = tmp_path / "all.zip"
     with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr("PYSEC-9.json", json.dumps(_record("PYSEC-9", "torch", [{"introduced": "0"}, {"fixed": "2.6.0"}],
-                                                        ["CVE-2025-32434", "GHSA-x"])))
-        zf.writestr("GHSA-x.json", json.dumps(_record("GHSA-x", "torch", [{"introduced": "0"}, {"fixed": "2.6.0"}],
-                                                       ["CVE-2025-32434", "PYSEC-9"])))
+        zf.writestr(
+            "PYSEC-9.json",
+            json.dumps(
+                _record("PYSEC-9", "torch", [{"introduced": "0"}, {"fixed": "2.6.0"}], ["CVE-2025-32434", "GHSA-x"])
+            ),
+        )
+        zf.writestr(
+            "GHSA-x.json",
+            json.dumps(
+                _record("GHSA-x", "torch", [{"introduced": "0"}, {"fixed": "2.6.0"}], ["CVE-2025-32434", "PYSEC-9"])
+            ),
+        )
         zf.writestr("PYSEC-10.json", json.dumps(_record("PYSEC-10", "requests", [{"introduced": "0"}], [])))
     db = import_export(archive, load_db())
     assert len(db) == 1 and db.packages["torch"][0].id == "PYSEC-9"

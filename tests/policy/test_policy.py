@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
-from modelshield.policy import builtin_policy, build_subject, evaluate, load_policy_text, policy_from_file
+from modelshield.policy import build_subject, builtin_policy, evaluate, load_policy_text, policy_from_file
 from modelshield.policy.defaults import STARTER
 from modelshield.policy.model import PolicyError, schema
 from modelshield.scan import scan
@@ -57,8 +57,7 @@ def test_same_model_allowed_internal_denied_production(torch_model: Path) -> Non
 
 
 def test_waiver_allows_until_it_expires(torch_model: Path, tmp_path: Path) -> None:
-    waiver = ("waivers:\n  - {rule: denied_formats, model: '*.pt', owner: alice, reason: legacy, "
-              "expires: 2026-12-01}\n")
+    waiver = "waivers:\n  - {rule: denied_formats, model: '*.pt', owner: alice, reason: legacy, expires: 2026-12-01}\n"
     policy = policy_from_file(_policy(tmp_path, waiver))
     subject = build_subject(scan(str(torch_model)))
     before = evaluate(policy, subject, "production", TODAY)
@@ -76,7 +75,7 @@ def test_finding_waiver_by_advisory_id(torch_model: Path, tmp_path: Path) -> Non
     assessment = assess(scan(str(torch_model)), environment_from_pairs({"torch": "2.5.1"}))
     subject = build_subject(assessment.report, assessment.facts)
     assert not evaluate(builtin_policy(), subject, "experimental", TODAY).allowed  # critical CVE-2025-32434
-    waived = ("waivers:\n  - {rule: VULN-EXPLOITABLE, owner: bob, reason: sandboxed loader, expires: 2027-01-01}\n")
+    waived = "waivers:\n  - {rule: VULN-EXPLOITABLE, owner: bob, reason: sandboxed loader, expires: 2027-01-01}\n"
     decision = evaluate(policy_from_file(_policy(tmp_path, waived)), subject, "experimental", TODAY)
     assert decision.allowed and decision.waived_findings
 
@@ -105,7 +104,9 @@ def policy_from_file_text(text: str):  # noqa: ANN201 - test helper
 
 
 def test_profile_selected_by_remote_code(tmp_path: Path) -> None:
-    (tmp_path / "config.json").write_text(json.dumps({"auto_map": {"AutoModel": "m.M"}, "transformers_version": "5.0.0"}))
+    (tmp_path / "config.json").write_text(
+        json.dumps({"auto_map": {"AutoModel": "m.M"}, "transformers_version": "5.0.0"})
+    )
     (tmp_path / "m.py").write_text("class M: pass\n")
     from modelshield.advisories.assess import assess
 

@@ -179,7 +179,8 @@ class _Assessor:
         """(package, version, where) to check: installed loaders first, then recorded versions."""
         out: list[tuple[str, str, str]] = []
         for need in facts.needs:
-            installed = self.env.version(need.package) if self.env else None
+            loads_it = need.how in ("loader", "requires")  # made-with alone does not say what loads the file
+            installed = self.env.version(need.package) if self.env and loads_it else None
             if installed and (need.package, installed, "installed") not in out:
                 out.append((need.package, installed, "installed"))
             if need.version and (need.package, need.version, need.how) not in out:
@@ -190,7 +191,9 @@ class _Assessor:
         if where == "installed" and pattern:
             return _finding(EXPLOITABLE.id, Severity.CRITICAL, facts, match, f"pattern present: {pattern}", where)
         if where == "installed":
-            return _finding(VULNERABLE_LOADER.id, Severity.HIGH, facts, match, f"loader for {facts.kind} installed", where)
+            return _finding(
+                VULNERABLE_LOADER.id, Severity.HIGH, facts, match, f"loader for {facts.kind} installed", where
+            )
         if pattern:
             why = f"pattern present: {pattern}; installed loader unknown"
             return _finding(VULNERABLE_LOADER.id, Severity.HIGH, facts, match, why, where)

@@ -37,7 +37,7 @@ def current_environment(packages: frozenset[str] = TRACKED_PACKAGES) -> Environm
     """Read the installed versions of the tracked loaders (tensorflow-cpu also counts as tensorflow)."""
     versions: dict[str, str] = {}
     for dist in metadata.distributions():
-        name = dist.metadata.get("Name")
+        name = dist.metadata["Name"]
         if not name:
             continue
         key = normalise(name)

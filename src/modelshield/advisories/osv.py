@@ -23,12 +23,52 @@ from modelshield.advisories.db import Advisory, AdvisoryDataError, AdvisoryDB, I
 TRACKED_PACKAGES = frozenset(
     normalise(p)
     for p in (
-        "torch tensorflow tensorflow-cpu keras tf-keras transformers huggingface-hub safetensors onnx "
-        "onnxruntime llama-cpp-python gguf joblib numpy scikit-learn skops mlflow bentoml pytorch-lightning "
-        "lightning diffusers vllm sentence-transformers accelerate paddlepaddle nemo-toolkit h5py dill jinja2 "
-        "pillow gradio ray picklescan modelscan fickling modelaudit timm peft optimum tensorrt triton "
-        "llama-stack torchserve executorch modelscope"
-    ).split()
+        "torch",
+        "tensorflow",
+        "tensorflow-cpu",
+        "keras",
+        "tf-keras",
+        "transformers",
+        "huggingface-hub",
+        "safetensors",
+        "onnx",
+        "onnxruntime",
+        "llama-cpp-python",
+        "gguf",
+        "joblib",
+        "numpy",
+        "scikit-learn",
+        "skops",
+        "mlflow",
+        "bentoml",
+        "pytorch-lightning",
+        "lightning",
+        "diffusers",
+        "vllm",
+        "sentence-transformers",
+        "accelerate",
+        "paddlepaddle",
+        "nemo-toolkit",
+        "h5py",
+        "dill",
+        "jinja2",
+        "pillow",
+        "gradio",
+        "ray",
+        "picklescan",
+        "modelscan",
+        "fickling",
+        "modelaudit",
+        "timm",
+        "peft",
+        "optimum",
+        "tensorrt",
+        "triton",
+        "llama-stack",
+        "torchserve",
+        "executorch",
+        "modelscope",
+    )
 )
 
 _RELEVANT_WORDS = re.compile(
@@ -74,7 +114,11 @@ def intervals_from_events(events: object, file: str, field_path: str, text: str 
 def _record_url(record: Mapping[str, Any]) -> str:
     refs = record.get("references") or []
     for ref in refs:
-        if isinstance(ref, Mapping) and ref.get("type") == "ADVISORY" and "github.com/advisories" in str(ref.get("url")):
+        if (
+            isinstance(ref, Mapping)
+            and ref.get("type") == "ADVISORY"
+            and "github.com/advisories" in str(ref.get("url"))
+        ):
             return str(ref["url"])
     for ref in refs:
         if isinstance(ref, Mapping) and ref.get("url"):
@@ -113,7 +157,9 @@ def advisories_from_record(
         intervals: list[Interval] = []
         for r, rng in enumerate(entry.get("ranges") or []):
             if isinstance(rng, Mapping) and rng.get("type") == "ECOSYSTEM":
-                intervals.extend(intervals_from_events(rng.get("events"), file, f"affected[{n}].ranges[{r}].events", text))
+                intervals.extend(
+                    intervals_from_events(rng.get("events"), file, f"affected[{n}].ranges[{r}].events", text)
+                )
         summary = str(record.get("summary") or record.get("details") or "")[:300]
         out.append(
             Advisory(
@@ -259,7 +305,9 @@ def load_extra_records(path: Path, packages: frozenset[str] | None = None) -> li
         try:
             out.extend(advisories_from_record(record, str(path), "", packages))
         except AdvisoryDataError as exc:
-            raise AdvisoryDataError(str(path), f"[{i}].{exc.field}", exc.message.rsplit(": ", 1)[-1], node.start_mark.line + 1) from None
+            raise AdvisoryDataError(
+                str(path), f"[{i}].{exc.field}", exc.message.rsplit(": ", 1)[-1], node.start_mark.line + 1
+            ) from None
     return out
 
 
@@ -272,7 +320,9 @@ def iter_export(path: Path) -> Iterator[tuple[str, str]]:
     try:
         archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
-        raise AdvisoryDataError(str(path), "", f"not a readable zip archive ({exc})", hint="pass the PyPI/all.zip OSV export") from None
+        raise AdvisoryDataError(
+            str(path), "", f"not a readable zip archive ({exc})", hint="pass the PyPI/all.zip OSV export"
+        ) from None
     with archive:
         for info in archive.infolist():
             if info.is_dir() or not info.filename.endswith(".json"):
@@ -305,7 +355,9 @@ def import_export(path: Path, base: AdvisoryDB, packages: frozenset[str] = TRACK
             latest = max(latest, record_modified(record))
             found.extend(_carry_flags(a, base) for a in advisories)
     if seen == 0:
-        raise AdvisoryDataError(str(path), "", "the archive holds no JSON records", hint="pass the PyPI/all.zip OSV export")
+        raise AdvisoryDataError(
+            str(path), "", "the archive holds no JSON records", hint="pass the PyPI/all.zip OSV export"
+        )
     merged = list(_dedupe(found))
     snapshot = latest or _dt.date.today().isoformat()
     return AdvisoryDB.from_advisories(merged, snapshot, f"OSV export {path.name}")

@@ -401,7 +401,7 @@ def _onnx(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
     end = stream.seek(0, io.SEEK_END)
     opsets: list[str] = []
     names = {1: "ir_version", 2: "producer_name", 3: "producer_version", 4: "domain", 5: "model_version"}
-    for fld, wire, value in list(pb.walk(stream, 0, end)):
+    for fld, _wire, value in list(pb.walk(stream, 0, end)):
         if fld in names:
             facts.details[names[fld]] = pb.read_text(stream, value) if isinstance(value, tuple) else str(value)
         elif fld == 8 and isinstance(value, tuple):
@@ -463,7 +463,9 @@ def _hf_config(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
         facts.kind = "keras-config"
         facts.patterns |= keras_config_patterns(config)
         if isinstance(config.get("keras_version"), str):
-            facts.need("keras", config["keras_version"], "made-with", f"config.json keras_version={config['keras_version']}")
+            facts.need(
+                "keras", config["keras_version"], "made-with", f"config.json keras_version={config['keras_version']}"
+            )
         return
     version = config.get("transformers_version")
     if isinstance(version, str):

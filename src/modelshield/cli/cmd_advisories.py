@@ -47,8 +47,12 @@ def update(
     source: Annotated[
         Path | None, typer.Option("--from", help="OSV export archive (PyPI/all.zip) to import offline.")
     ] = None,
-    online: Annotated[bool, typer.Option("--online", help="Download the PyPI OSV export first (needs network).")] = False,
-    output: Annotated[Path | None, typer.Option("--output", help="Write the database here (default: user data dir).")] = None,
+    online: Annotated[
+        bool, typer.Option("--online", help="Download the PyPI OSV export first (needs network).")
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Write the database here (default: user data dir).")
+    ] = None,
 ) -> None:
     """Refresh the advisory database from an OSV export, keeping the curated relevance flags."""
     import tempfile
@@ -87,7 +91,8 @@ def _download(dest: Path) -> Path:
         reason = getattr(exc, "reason", exc)
         raise ModelShieldError(
             f"cannot download the OSV export from {OSV_PYPI_EXPORT}: {reason}",
-            hint="no network here? download PyPI/all.zip elsewhere and run `modelshield advisories update --from all.zip`",
+            hint="no network here? download PyPI/all.zip elsewhere, then run "
+            "`modelshield advisories update --from all.zip`",
         ) from None
     return dest
 
@@ -104,7 +109,9 @@ def env() -> None:
     for package, version in sorted(environment.versions.items()):
         matches = matcher.affected(package, version)
         relevant = [m.advisory.display_id for m in matches if m.advisory.relevant]
-        note = f"{len(matches)} advisories ({len(relevant)} model-loading: {', '.join(relevant[:5])})" if matches else "ok"
+        note = (
+            f"{len(matches)} advisories ({len(relevant)} model-loading: {', '.join(relevant[:5])})" if matches else "ok"
+        )
         typer.echo(f"  {package:24} {version:16} {note}")
     raise typer.Exit(0)
 

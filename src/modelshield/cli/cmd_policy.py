@@ -22,7 +22,9 @@ class CheckFormat(StrEnum):
 def check(
     targets: Annotated[list[str], typer.Argument(help="Model files or folders.")],
     policy: Annotated[Path | None, typer.Option("--policy", help="Policy file (default: the built-in policy).")] = None,
-    profile: Annotated[str | None, typer.Option("--profile", help="Risk profile (default: chosen by the policy).")] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="Risk profile (default: chosen by the policy).")
+    ] = None,
     env: Annotated[bool, typer.Option("--env", help="Match CVEs against the loaders installed here.")] = False,
     fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")] = CheckFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the output here.")] = None,

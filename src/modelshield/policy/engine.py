@@ -171,7 +171,8 @@ def evaluate(
     active = [w for w in relevant if w.expires >= today]
     expired = [w for w in relevant if w.expires < today]
     extra = tuple(_expired_finding(w, policy, today) for w in expired)
-    findings, waived = [], []
+    findings: list[Finding] = []
+    waived: list[Finding] = []
     for finding in subject.report.findings:
         (waived if any(_covers(w, finding) for w in active) else findings).append(finding)
     findings.extend(extra)

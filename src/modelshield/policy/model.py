@@ -68,9 +68,7 @@ class AttestationRule(_Strict):
 class RuleSpec(_Strict):
     """One policy rule: exactly one of the fields is set (``all_of``/``any_of`` compose rules)."""
 
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, json_schema_extra={"minProperties": 1, "maxProperties": 1}
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"minProperties": 1, "maxProperties": 1})
 
     max_severity: SeverityName | None = Field(None, description="Highest finding severity allowed.")
     allowed_formats: list[str] | None = Field(None, description="Every file's format must match one (glob).")

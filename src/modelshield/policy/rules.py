@@ -40,7 +40,9 @@ class RuleResult:
 class PolicyRule(Protocol):
     """A policy rule: judge the subject (with the findings that are not waived)."""
 
-    id: str
+    @property
+    def id(self) -> str:
+        """Stable id of the rule (its kind), used in decisions and waivers."""
 
     def evaluate(self, subject: Subject, findings: Sequence[Finding]) -> RuleResult:
         """Return whether the subject satisfies the rule, with reasons."""
@@ -243,7 +245,11 @@ def build_rule(spec: RuleSpec) -> PolicyRule:
     if spec.allowed_licenses is not None:
         return AllowedValues("license", tuple(spec.allowed_licenses), kind)
     if spec.dynamic_scan_required is not None:
-        return Flag("dynamic" if spec.dynamic_scan_required else "none", kind) if spec.dynamic_scan_required else _Pass(kind)
+        return (
+            Flag("dynamic" if spec.dynamic_scan_required else "none", kind)
+            if spec.dynamic_scan_required
+            else _Pass(kind)
+        )
     if spec.coverage_complete is not None:
         return Flag("coverage", kind) if spec.coverage_complete else _Pass(kind)
     if spec.all_of is not None:
