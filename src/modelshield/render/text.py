@@ -38,6 +38,12 @@ def render_text(report: ScanReport, show_clean: bool = True) -> str:
     lines.append("")
     if report.advisory_snapshot:
         lines.append(f"advisory data: snapshot {report.advisory_snapshot}")
+    if report.policy is not None:
+        failed = ", ".join(report.policy.get("failed", [])) or "none"
+        lines.append(
+            f"policy: {str(report.policy.get('decision')).upper()} under profile {report.policy.get('profile')!r} "
+            f"(failed: {failed})"
+        )
     lines.append(summary_line(report))
     return "\n".join(lines) + "\n"
 
