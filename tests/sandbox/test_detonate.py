@@ -275,3 +275,24 @@ def test_unshare_backend_also_contains_the_payload(tmp_path: Path) -> None:
     result = detonate(str(model), "pickle", limits=FAST, backend="unshare")
     assert result.backend == "unshare" and "DYN-PROCESS-EXEC" in rules(result)
     assert not canary.exists()
+
+
+def test_keras_lambda_fires_only_without_safe_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    keras = pytest.importorskip("keras")
+    from modelshield.sandbox.dynamic import detonate_all
+    from modelshield.sandbox.plan import plans_for
+
+    canary = tmp_path / "canary"
+    monkeypatch.setenv("MODELSHIELD_BUILD", "1")  # the lambda is traced while building; it must not fire then
+    body = (
+        f"x if 'MODELSHIELD_BUILD' in __import__('os').environ else (__import__('os').system('touch {canary}'), x)[1]"
+    )
+    inputs = keras.Input((2,))
+    keras.Model(inputs, keras.layers.Lambda(eval(f"lambda x: {body}"))(inputs)).save(tmp_path / "lambda.keras")
+    plans = plans_for(str(tmp_path / "lambda.keras"))
+    assert [p.loader for p in plans] == ["keras-safe-mode", "keras-unsafe"]
+    safe, unsafe = detonate_all(plans, limits=SandboxLimits(memory_mb=4096, wall_s=120), jobs=2)
+    assert malicious(safe) == set()
+    assert "DYN-CODE-EXEC" in malicious(unsafe)
+    assert all("safe_mode=False" in f.message for f in unsafe.findings() if f.category is Category.MALICIOUS_CODE)
+    assert not canary.exists()
