@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 
 GENERATOR = textwrap.dedent(
-    r'''
+    r"""
     import json, os, sys, zipfile
     os.environ["KERAS_BACKEND"] = "tensorflow"
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
@@ -94,7 +94,7 @@ GENERATOR = textwrap.dedent(
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
     open(p("tflite", "flex_readfile.tflite"), "wb").write(conv.convert())
     print("ok")
-    '''
+    """
 )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.formats._tf_models import build_tf_models
 
 from modelshield.cli.main import main
 from modelshield.formats._marshal import marshal_strings
@@ -21,7 +22,6 @@ from modelshield.formats.keras import keras_config_findings
 from modelshield.limits import Limits
 from modelshield.scan import scan
 from modelshield.types import Severity
-from tests.formats._tf_models import build_tf_models
 
 pytest.importorskip("keras")
 
@@ -134,7 +134,10 @@ def test_other_bypass_families() -> None:
 
 def test_legacy_lambda_list_encoding() -> None:
     code = base64.b64encode(marshal.dumps((lambda x: __import__("os").system("id")).__code__)).decode()
-    legacy = {"class_name": "Lambda", "config": {"name": "l", "function": [code, None, None], "function_type": "lambda"}}
+    legacy = {
+        "class_name": "Lambda",
+        "config": {"name": "l", "function": [code, None, None], "function_type": "lambda"},
+    }
     (finding,) = keras_config_findings(_model(legacy), _ctx(), legacy=True)
     assert finding.severity is Severity.CRITICAL and "'system'" in finding.evidence
     assert "CVE-2025-9905" in finding.references

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.formats._tf_models import build_tf_models
 
 from modelshield.cli.main import main
 from modelshield.errors import FormatError, LimitExceeded
@@ -19,7 +20,6 @@ from modelshield.formats.tflite import FlatBuffer, operator_codes
 from modelshield.limits import Limits
 from modelshield.scan import scan
 from modelshield.types import Severity
-from tests.formats._tf_models import build_tf_models
 
 pytest.importorskip("tensorflow")
 

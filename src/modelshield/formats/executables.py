@@ -160,7 +160,9 @@ class EicarReader(Reader):
         nxt = _next_reader(self, head, blob)
         if nxt is not None:
             ctx.format = nxt.name
-            yield from nxt.read(blob, ctx)
+            for item in nxt.read(blob, ctx):
+                if not (isinstance(item, Finding) and item.rule_id == EICAR_RULE.id):  # reported above
+                    yield item
         else:
             ctx.format = "eicar"
 
