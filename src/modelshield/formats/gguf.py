@@ -496,6 +496,8 @@ class GGUFReader(Reader):
                     HIDDEN_BYTES.id, f"{blob.size - end} bytes follow the last tensor at offset {end}", offset=end
                 )
                 yield blob.child_range(f"trailing@{end}", end, blob.size - end)
+        if header.tensors and len(header.tensors) == header.tensor_count:
+            yield header  # IR for the structure check (modelshield.analyzers.tamper_structure)
 
     def _templates(self, header: GGUFHeader, ctx: ScanContext) -> Iterator[object]:
         from modelshield.analyzers.chat_template import TEMPLATE_UNANALYSED, analyze_template

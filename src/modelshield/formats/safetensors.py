@@ -321,6 +321,7 @@ class SafetensorsReader(Reader):
         for rule_id, message, evidence in validate_layout(header, size):
             yield ctx.finding(rule_id, message, evidence=evidence, offset=8)
         yield from self._uncovered(blob, ctx, header)
+        yield header  # IR for the structure check (modelshield.analyzers.tamper_structure)
 
     def _uncovered(self, blob: Blob, ctx: ScanContext, header: SafetensorsHeader) -> Iterator[object]:
         last_end = max((e.end for e in header.tensors.values()), default=0) + header.data_offset
