@@ -34,7 +34,9 @@ GENERATOR = textwrap.dedent(
     benign.save(p("benign_h5", "model.h5"))
 
     # Lambda layer whose function touches the canary when the model is loaded and called
-    payload = lambda x: (open(__import__("os").environ.get("MODELSHIELD_CANARY", "/dev/null"), "w").write("pwned"), x)[1]
+    payload = lambda x: (
+        open(__import__("os").environ.get("MODELSHIELD_CANARY", "/dev/null"), "w").write("pwned"), x
+    )[1]
     evil = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(payload), keras.layers.Dense(2)])
     evil.save(p("lambda_keras", "model.keras"))
     evil.save(p("lambda_h5", "model.h5"))
