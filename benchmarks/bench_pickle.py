@@ -42,7 +42,7 @@ class Run:
 def measure(tool: str, argv: list[str]) -> Run:
     """Run argv in a child; wall time and the child's own peak RSS (wait4)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=WORK)  # fickling writes files to cwd
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     return Run(tool, elapsed, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelshield.types import Artifact, ScanReport, Severity
+from modelshield.types import Artifact, ScanReport, Severity, decide
 
 _MARK = {
     Severity.CRITICAL: "CRITICAL",
@@ -14,8 +14,13 @@ _MARK = {
 
 
 def _artifact_lines(artifact: Artifact, report: ScanReport) -> list[str]:
-    name = artifact.path if artifact.member is None else f"{artifact.path}!/{artifact.member}"
-    head = f"{artifact.verdict(report.fail_on).value.upper():4}  {name}  [{artifact.format}, {artifact.size} bytes]"
+    if artifact.member is None:
+        # A file's verdict covers its members: a clean zip holding a malicious pickle fails.
+        nested = [f for a in report.artifacts if a.path == artifact.path for f in a.findings]
+        verdict, name = decide(nested, report.fail_on), artifact.path
+    else:
+        verdict, name = artifact.verdict(report.fail_on), f"  {artifact.path}!/{artifact.member}"
+    head = f"{verdict.value.upper():4}  {name}  [{artifact.format}, {artifact.size} bytes]"
     lines = [head]
     if artifact.sha256:
         lines.append(f"      sha256 {artifact.sha256}")
