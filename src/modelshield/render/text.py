@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelshield.types import Artifact, ScanReport, Severity, decide
+from modelshield.types import Artifact, Finding, ScanReport, Severity, decide
 
 _MARK = {
     Severity.CRITICAL: "CRITICAL",
@@ -13,11 +13,10 @@ _MARK = {
 }
 
 
-def _artifact_lines(artifact: Artifact, report: ScanReport) -> list[str]:
+def _artifact_lines(artifact: Artifact, report: ScanReport, by_file: dict[str, list[Finding]]) -> list[str]:
     if artifact.member is None:
         # A file's verdict covers its members: a clean zip holding a malicious pickle fails.
-        nested = [f for a in report.artifacts if a.path == artifact.path for f in a.findings]
-        verdict, name = decide(nested, report.fail_on), artifact.path
+        verdict, name = decide(by_file[artifact.path], report.fail_on), artifact.path
     else:
         verdict, name = artifact.verdict(report.fail_on), f"  {artifact.path}!/{artifact.member}"
     head = f"{verdict.value.upper():4}  {name}  [{artifact.format}, {artifact.size} bytes]"
@@ -37,9 +36,12 @@ def _artifact_lines(artifact: Artifact, report: ScanReport) -> list[str]:
 def render_text(report: ScanReport, show_clean: bool = True) -> str:
     """The whole report as text: one block per artifact, then the summary."""
     lines: list[str] = []
+    by_file: dict[str, list[Finding]] = {}
+    for artifact in report.artifacts:
+        by_file.setdefault(artifact.path, []).extend(artifact.findings)
     for artifact in report.artifacts:
         if show_clean or artifact.findings:
-            lines.extend(_artifact_lines(artifact, report))
+            lines.extend(_artifact_lines(artifact, report, by_file))
     lines.append("")
     if report.advisory_snapshot:
         lines.append(f"advisory data: snapshot {report.advisory_snapshot}")
