@@ -105,13 +105,15 @@ class Buffer:
         return f"<out-of-band buffer #{self.index}>"
 
 
-@dataclass(slots=True, eq=False)
 class SList:
-    """A list being built (EMPTY_LIST/LIST + APPEND(S)); keeps the first KEEP_ITEMS items."""
+    """A list being built (EMPTY_LIST/LIST + APPEND(S)); keeps the first ``cap`` items."""
 
-    items: list[object] = field(default_factory=list)
-    total: int = 0
-    cap: int = KEEP_ITEMS
+    __slots__ = ("items", "total", "cap")
+
+    def __init__(self, cap: int = KEEP_ITEMS) -> None:
+        self.items: list[object] = []
+        self.total = 0
+        self.cap = cap
 
     def add(self, values: list[object]) -> None:
         """Append values (only the first ``cap`` are kept)."""
@@ -120,8 +122,10 @@ class SList:
             self.items.extend(values[:room])
         self.total += len(values)
 
+    def __repr__(self) -> str:
+        return render(self)
 
-@dataclass(slots=True, eq=False)
+
 class SDict:
     """A dict being built (EMPTY_DICT/DICT + SETITEM(S)); keeps the first KEEP_ITEMS pairs.
 
@@ -129,21 +133,25 @@ class SDict:
     dicts that plant ``__reduce__``/``__setstate__`` cannot hide behind padding.
     """
 
-    pairs: list[tuple[object, object]] = field(default_factory=list)
-    total: int = 0
-    dunder_keys: list[str] = field(default_factory=list)
-    global_values: int = 0
+    __slots__ = ("pairs", "total", "dunder_keys")
+
+    def __init__(self) -> None:
+        self.pairs: list[tuple[object, object]] = []
+        self.total = 0
+        self.dunder_keys: list[str] = []
 
     def set(self, key: object, value: object) -> None:
         """Record ``self[key] = value``."""
         if len(self.pairs) < KEEP_ITEMS:
             self.pairs.append((key, value))
         self.total += 1
-        if isinstance(key, str) and len(key) > 4 and key.startswith("__") and key.endswith("__"):
-            if len(self.dunder_keys) < 32:
-                self.dunder_keys.append(key)
-        if isinstance(value, GlobalRef):
-            self.global_values += 1
+        if type(key) is str and key[:2] == "__" and key[-2:] == "__" and len(key) > 4 and len(self.dunder_keys) < 32:
+            self.dunder_keys.append(key)
+
+    def set_many(self, items: list[object]) -> None:
+        """Record ``self[k] = v`` for an even-length flat list ``[k1, v1, k2, v2, ...]``."""
+        for i in range(0, len(items) - 1, 2):
+            self.set(items[i], items[i + 1])
 
     def get(self, key: str) -> object:
         """The last kept value for a string key, or None."""
@@ -152,6 +160,9 @@ class SDict:
             if k == key:
                 found = v
         return found
+
+    def __repr__(self) -> str:
+        return render(self)
 
 
 @dataclass(slots=True, eq=False)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import codecs
 import copyreg
+import gc
 import io
 import re
 import struct
@@ -185,6 +186,8 @@ class PickleVM:
         error: str | None = None
         error_offset: int | None = None
         limit: str | None = None
+        collecting = gc.isenabled()
+        gc.disable()  # millions of short-lived symbolic objects: the cyclic GC would double the time
         try:
             self._loop()
         except Malformed as exc:
@@ -198,6 +201,9 @@ class PickleVM:
             error, error_offset, limit = exc.message, self._abs(self.op_off), exc.limit
         except RecursionError:
             error, error_offset = "structure nested too deeply", self._abs(self.op_off)
+        finally:
+            if collecting:
+                gc.enable()
         self.budget.opcodes += self.count - self._counted
         self._counted = self.count
         return PickleStream(
@@ -229,68 +235,181 @@ class PickleVM:
         return self.base_offset + offset
 
     def _loop(self) -> None:  # noqa: C901 - the hot loop is kept in one function on purpose
+        """Decode and dispatch opcodes until STOP. The most frequent opcodes are inlined."""
         win = self.win
         buf, pos, base = win.buf, win.pos, win.base
         end = len(buf)
         kinds, handlers, need = ARG_KIND, self.handlers, _NEED
+        stack, memo, marks = self.stack, self.memo, self.marks
+        max_memo, max_nesting = self.budget.limits.max_memo, self.budget.limits.max_nesting
+        keep = self.keep_items
         unpack = struct.unpack_from
         n = self.count
+        start = pos
         check_at = self._next_check(n)
-        while True:
-            if end - pos < 9:
-                win.pos = pos
-                win.fill(9)
-                buf, pos, base = win.buf, win.pos, win.base
-                end = len(buf)
-                if pos >= end:
-                    raise Truncated(base + pos, "stream ended without a STOP opcode")
-                if end - pos < need[buf[pos]]:
-                    raise Truncated(base + pos, f"{opcode_name(buf[pos])} argument cut off")
-            op = buf[pos]
-            kind = kinds[op]
-            self.op_off = base + pos
-            self.op_index = n
-            pos += 1
-            arg: object
-            if kind == 0:
-                arg = pos
-            elif kind == 1:
-                arg = buf[pos]
+        try:
+            while True:
+                if end - pos < 9:
+                    win.pos = pos
+                    win.fill(9)
+                    buf, pos, base = win.buf, win.pos, win.base
+                    end = len(buf)
+                    start = pos
+                    if pos >= end:
+                        raise Truncated(base + pos, "stream ended without a STOP opcode")
+                    if end - pos < need[buf[pos]]:
+                        raise Truncated(base + pos, f"{opcode_name(buf[pos])} argument cut off")
+                start = pos
+                op = buf[pos]
                 pos += 1
-            elif kind == 2:
-                arg = buf[pos] | (buf[pos + 1] << 8)
-                pos += 2
-            elif kind == 4:
-                arg = unpack("<I", buf, pos)[0]
-                pos += 4
-            elif kind == 3:
-                arg = unpack("<i", buf, pos)[0]
-                pos += 4
-            elif kind == 5:
-                arg = unpack("<Q", buf, pos)[0]
-                pos += 8
-            elif kind == 6:
-                arg = unpack(">d", buf, pos)[0]
-                pos += 8
-            elif kind < 0:
-                raise Malformed(f"invalid opcode 0x{op:02x} at byte {self._abs(base + pos - 1)}")
-            else:
-                win.pos = pos
-                arg = self._var_arg(kind)
-                buf, pos, base = win.buf, win.pos, win.base
-                end = len(buf)
-            n += 1
+                n += 1
+                # Inlined fast paths, most frequent first (same semantics as the op_* handlers).
+                if op == 0x68:  # BINGET
+                    stack.append(memo[buf[pos]])
+                    pos += 1
+                    continue
+                if op == 0x71 or op == 0x72 or op == 0x94:  # BINPUT, LONG_BINPUT, MEMOIZE
+                    if op == 0x71:
+                        key = buf[pos]
+                        pos += 1
+                    elif op == 0x72:
+                        key = unpack("<I", buf, pos)[0]
+                        pos += 4
+                    else:
+                        key = len(memo)
+                    if len(memo) >= max_memo and key not in memo:
+                        raise LimitExceeded("max_memo", max_memo, "pickle memo grew past max_memo")
+                    memo[key] = stack[-1]
+                    continue
+                if op == 0x6A:  # LONG_BINGET
+                    stack.append(memo[unpack("<I", buf, pos)[0]])
+                    pos += 4
+                    continue
+                if op == 0x28:  # MARK
+                    marks.append(len(stack))
+                    if len(marks) > max_nesting:
+                        raise LimitExceeded("max_nesting", max_nesting, "pickle MARKs nested too deeply")
+                    continue
+                if op == 0x8C or op == 0x58:  # SHORT_BINUNICODE, BINUNICODE
+                    if op == 0x8C:
+                        size = buf[pos]
+                        at = pos + 1
+                    else:
+                        size = unpack("<I", buf, pos)[0]
+                        at = pos + 4
+                    if size <= KEEP_PAYLOAD and at + size <= end:
+                        stack.append(buf[at : at + size].decode("utf-8", "surrogatepass"))
+                        pos = at + size
+                        continue
+                elif op == 0x4B:  # BININT1
+                    stack.append(buf[pos])
+                    pos += 1
+                    continue
+                elif op == 0x4A:  # BININT
+                    stack.append(unpack("<i", buf, pos)[0])
+                    pos += 4
+                    continue
+                elif op == 0x4D:  # BININT2
+                    stack.append(buf[pos] | (buf[pos + 1] << 8))
+                    pos += 2
+                    continue
+                elif op == 0x4E:  # NONE
+                    stack.append(None)
+                    continue
+                elif op == 0x88 or op == 0x89:  # NEWTRUE, NEWFALSE
+                    stack.append(op == 0x88)
+                    continue
+                elif op == 0x7D:  # EMPTY_DICT
+                    stack.append(SDict())
+                    continue
+                elif op == 0x5D:  # EMPTY_LIST
+                    stack.append(SList(cap=keep))
+                    continue
+                elif op == 0x29:  # EMPTY_TUPLE
+                    stack.append(())
+                    continue
+                elif op == 0x85:  # TUPLE1
+                    stack[-1] = (stack[-1],)
+                    continue
+                elif op == 0x86:  # TUPLE2
+                    second = stack.pop()
+                    stack[-1] = (stack[-1], second)
+                    continue
+                elif op == 0x87:  # TUPLE3
+                    third = stack.pop()
+                    second = stack.pop()
+                    stack[-1] = (stack[-1], second, third)
+                    continue
+                elif op == 0x47:  # BINFLOAT
+                    stack.append(unpack(">d", buf, pos)[0])
+                    pos += 8
+                    continue
+                elif op == 0x75 or op == 0x65:  # SETITEMS, APPENDS into plain containers
+                    if marks:
+                        k = marks[-1]
+                        target = stack[k - 1] if k > 0 else None
+                        if op == 0x75 and type(target) is SDict and not (len(stack) - k) % 2:
+                            marks.pop()
+                            target.set_many(stack[k:])
+                            del stack[k:]
+                            continue
+                        if op == 0x65 and type(target) is SList:
+                            marks.pop()
+                            target.add(stack[k:])
+                            del stack[k:]
+                            continue
+                # Generic path: decode the argument by kind, then call the handler.
+                kind = kinds[op]
+                arg: object
+                if kind == 0:
+                    arg = pos
+                elif kind == 1:
+                    arg = buf[pos]
+                    pos += 1
+                elif kind == 2:
+                    arg = buf[pos] | (buf[pos + 1] << 8)
+                    pos += 2
+                elif kind == 4:
+                    arg = unpack("<I", buf, pos)[0]
+                    pos += 4
+                elif kind == 3:
+                    arg = unpack("<i", buf, pos)[0]
+                    pos += 4
+                elif kind == 5:
+                    arg = unpack("<Q", buf, pos)[0]
+                    pos += 8
+                elif kind == 6:
+                    arg = unpack(">d", buf, pos)[0]
+                    pos += 8
+                elif kind < 0:
+                    raise Malformed(f"invalid opcode 0x{op:02x} at byte {self._abs(base + start)}")
+                else:
+                    win.pos = pos
+                    self.op_off = base + start
+                    arg = self._var_arg(kind)
+                    buf, pos, base = win.buf, win.pos, win.base
+                    end = len(buf)
+                    start = pos - 1  # the opcode may now lie before the window; keep a valid index
+                self.op_off = base + start
+                self.op_index = n - 1
+                if handlers[op](arg):
+                    buf, pos, base = win.buf, win.pos, win.base
+                    end = len(buf)
+                if op == _STOP:
+                    win.pos = pos
+                    self.count = n
+                    return
+                if n >= check_at:
+                    win.pos = pos
+                    self.count = n
+                    self._check_limits(n)
+                    check_at = self._next_check(n)
+        except BaseException:
             self.count = n
-            if handlers[op](arg):
-                buf, pos, base = win.buf, win.pos, win.base
-                end = len(buf)
-            if op == _STOP:
-                win.pos = pos
-                return
-            if n >= check_at:
-                win.pos = pos
-                self._check_limits(n)
-                check_at = self._next_check(n)
+            if start >= 0 and base + start >= self.op_off:
+                self.op_off = base + start
+            self.op_index = n - 1
+            raise
 
     def _next_check(self, n: int) -> int:
         left = self.budget.limits.max_opcodes - self.budget.opcodes
@@ -430,8 +549,7 @@ class PickleVM:
         if isinstance(target, SList) and kind == "APPEND":
             target.add(payload)
         elif isinstance(target, SDict) and kind == "SETITEM":
-            for i in range(0, len(payload) - 1, 2):
-                target.set(payload[i], payload[i + 1])
+            target.set_many(payload)
         elif isinstance(target, SSet) and kind == "ADDITEMS" and not target.frozen:
             target.add(payload)
         elif isinstance(target, Call):
