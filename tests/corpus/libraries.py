@@ -214,3 +214,34 @@ for _comp in ("gzip", "bz2", "xz", "zip"):
         primitives=("posix.system",),
         notes=f"DataFrame.to_pickle(compression={_comp!r}); read_pickle infers it from the extension",
     )
+
+
+def _joblib_object_array(compress: Any) -> Callable[[Ctx], bytes]:
+    def build(c: Ctx) -> bytes:
+        import joblib
+        import numpy as np
+
+        obj = {"weights": np.ones(3), "labels": np.array(["cat", Payload(c.cmd)], dtype=object)}
+        return _via_file(lambda p: joblib.dump(obj, p, compress=compress))
+
+    return build
+
+
+add(
+    "lib-joblib-object-array",
+    "library",
+    _joblib_object_array(0),
+    loader="joblib",
+    ext=".joblib",
+    primitives=("posix.system",),
+    notes="payload inside an object ndarray: joblib writes it as a nested pickle after the NumpyArrayWrapper",
+)
+add(
+    "lib-joblib-object-array-zlib",
+    "library",
+    _joblib_object_array(("zlib", 3)),
+    loader="joblib",
+    ext=".joblib",
+    primitives=("posix.system",),
+    notes="nested object-array pickle, zlib-compressed stream",
+)

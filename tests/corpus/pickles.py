@@ -1086,3 +1086,46 @@ add(
     bypass="build-gadget",
     notes="BUILD slot-state on a module object rebinds posixpath.join to os.system; the REDUCE names posixpath.join",
 )
+add(
+    "prim-torch-storage-load-from-bytes",
+    "primitive",
+    lambda c: program(call(G("torch.storage", "_load_from_bytes"), inner_pickle(c)), 2),
+    primitives=("torch.storage._load_from_bytes",),
+    bypass="reentry",
+    notes="allow-listed legacy-storage helper: torch.load(io.BytesIO(b), weights_only=False) on embedded bytes",
+)
+add(
+    "prim-torch-load-from-bytes-in-legacy-storage",
+    "primitive",
+    lambda c: program({"state": {"w": call(G("torch.storage", "_load_from_bytes"), inner_pickle(c))}}, 2),
+    primitives=("torch.storage._load_from_bytes",),
+    bypass="reentry",
+    notes="same helper nested in an ordinary-looking state dict",
+)
+add(
+    "op-dotted-pattern-functional-torch-os",
+    "dotted",
+    lambda c: program(call(G("torch.nn.functional", "torch.os.system"), c.cmd), 4),
+    bypass="dotted-names",
+    notes="module allowed by a name pattern ([a-z]* in torch.nn.functional) plus a dotted tail through `torch.os`",
+)
+add(
+    "op-dotted-pattern-dataframe-to-pickle",
+    "dotted",
+    lambda c: program(
+        call(G("pandas.core.frame", "DataFrame.to_pickle"), call(G("pandas.core.frame", "DataFrame")), c.canary), 4
+    ),
+    primitives=("pandas.core.frame.DataFrame.to_pickle",),
+    bypass="dotted-names",
+    notes="CamelCase pattern (pandas.core* [A-Z]*) plus a dotted method: arbitrary file write",
+)
+add(
+    "op-dotted-pattern-dataframe-to-csv",
+    "dotted",
+    lambda c: program(
+        call(G("pandas.core.frame", "DataFrame.to_csv"), call(G("pandas.core.frame", "DataFrame")), c.canary), 4
+    ),
+    primitives=("pandas.core.frame.DataFrame.to_csv",),
+    bypass="dotted-names",
+    notes="CamelCase pattern plus a dotted method: arbitrary file write",
+)
