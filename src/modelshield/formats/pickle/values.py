@@ -40,6 +40,7 @@ class Large:
     length: int
     prefix: bytes
     offset: int
+    encoding: str = ""
 
     def __repr__(self) -> str:
         return f"<{self.kind} {self.length} bytes: {self.prefix[:16]!r}...>"
@@ -214,12 +215,18 @@ class CallSite:
 
 @dataclass(frozen=True, slots=True)
 class Embedded:
-    """A payload passed to a loader re-entry function (e.g. bytes given to ``pickle.loads``)."""
+    """A payload passed to a loader re-entry function (e.g. bytes given to ``pickle.loads``).
+
+    ``data`` holds small payloads; otherwise ``offset``/``length`` locate the raw bytes in the blob.
+    ``transcode`` marks protocol-2 bytes written as UTF-8 text of a latin-1 string
+    (``_codecs.encode(s, 'latin1')``): the real bytes are ``text.encode('latin-1')``.
+    """
 
     via: str
     offset: int
     length: int
     data: bytes | None
+    transcode: bool = False
 
 
 @dataclass(frozen=True, slots=True)

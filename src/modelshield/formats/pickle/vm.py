@@ -539,7 +539,14 @@ class PickleVM:
         self.stack.append(Call(func, args, kind, kwargs))
 
     def _note_embedded(self, func: GlobalRef, payload: object) -> None:
-        if isinstance(payload, Large) and payload.kind == "bytes":
+        if isinstance(payload, Call) and isinstance(payload.func, GlobalRef) and payload.func.dotted == "_codecs.encode":
+            text = payload.args[0] if isinstance(payload.args, tuple) and payload.args else None
+            if isinstance(text, str) and len(text) > 1:
+                data = text.encode("latin-1", "replace")
+                self.embedded.append(Embedded(func.dotted, self._abs(self.op_off), len(data), data))
+            elif isinstance(text, Large) and text.encoding == "utf-8":
+                self.embedded.append(Embedded(func.dotted, text.offset, text.length, None, transcode=True))
+        elif isinstance(payload, Large) and payload.kind in ("bytes", "bytearray"):
             self.embedded.append(Embedded(func.dotted, payload.offset, payload.length, None))
         elif isinstance(payload, bytes) and len(payload) > 1:
             self.embedded.append(Embedded(func.dotted, self._abs(self.op_off), len(payload), payload))
@@ -703,6 +710,7 @@ class PickleVM:
         """BINUNICODE / SHORT_BINUNICODE / BINUNICODE8: UTF-8 text."""
         if isinstance(arg, Large):
             arg.kind = "str"
+            arg.encoding = "utf-8"
             self.stack.append(arg)
             return
         assert isinstance(arg, bytes)
@@ -1115,13 +1123,26 @@ def _mark_joblib(ctx: ScanContext, result: PickleStream, nested: list[PickleStre
 
 
 def _embedded_children(ctx: ScanContext, streams: list[PickleStream]) -> Iterator[object]:
+    """Child blobs for payloads handed to loader re-entry functions (scanned in turn)."""
     for result in streams:
         for item in result.embedded[:16]:
             name = f"embedded@{item.offset}"
             if item.data is not None:
                 yield ctx.blob.child(name, item.data)
-            else:
+            elif not item.transcode:
                 yield ctx.blob.child_range(name, item.offset, item.length)
+            elif item.length <= ctx.limits.max_member_in_memory:
+                with ctx.blob.open() as stream:
+                    stream.seek(item.offset)
+                    text = stream.read(item.length).decode("utf-8", "surrogatepass")
+                yield ctx.blob.child(name, text.encode("latin-1", "replace"))
+            else:
+                yield ctx.finding(
+                    "LIMIT-EXCEEDED",
+                    f"payload of {item.length} bytes handed to {item.via} is too large to scan in memory",
+                    evidence=f"max_member_in_memory={ctx.limits.max_member_in_memory}",
+                    offset=item.offset,
+                )
 
 
 def _trailing(ctx: ScanContext, offset: int, length: int, head: bytes) -> Iterator[object]:
