@@ -196,6 +196,8 @@ class PickleVM:
             error, error_offset = str(exc), self._abs(exc.offset)
         except (IndexError, KeyError) as exc:
             error, error_offset = self._describe_failure(exc), self._abs(self.op_off)
+        except UnicodeDecodeError:
+            error, error_offset = f"string at byte {self._abs(self.op_off)} is not valid UTF-8", self._abs(self.op_off)
         except LimitExceeded as exc:
             self.limit_error = exc
             error, error_offset, limit = exc.message, self._abs(self.op_off), exc.limit
