@@ -7,6 +7,7 @@ import json
 from importlib import resources
 
 import pytest
+from tests.formats._pickle_payloads import g0, s0, u4
 
 from modelshield.analyzers.pickle_globals import (
     ALLOWLIST_VERSION,
@@ -20,7 +21,6 @@ from modelshield.formats.interface import Blob, ScanContext
 from modelshield.formats.pickle import parse_one_stream
 from modelshield.limits import Limits
 from modelshield.types import Severity
-from tests.formats._pickle_payloads import g0, s0, u4
 
 
 def findings(data: bytes) -> list[tuple[str, Severity]]:
@@ -89,7 +89,11 @@ def test_unknown_globals_depend_on_use() -> None:
     assert judge_global("mypkg.models", "Net", GlobalUse.CALL).severity is Severity.HIGH
     assert judge_global("mypkg.models", "Net", GlobalUse.CALL).rule_id == "PICKLE-UNAPPROVED-GLOBAL"
     construct = judge_global("mypkg.models", "Net", GlobalUse.CONSTRUCT)
-    assert (construct.allowed, construct.severity, construct.rule_id) == (False, Severity.LOW, "PICKLE-UNREVIEWED-CLASS")
+    assert (construct.allowed, construct.severity, construct.rule_id) == (
+        False,
+        Severity.LOW,
+        "PICKLE-UNREVIEWED-CLASS",
+    )
     assert judge_global("mypkg.models", "helper", GlobalUse.REFERENCE).severity is Severity.LOW
 
 
@@ -128,7 +132,14 @@ def test_analyzer_rules_for_calls_constructs_and_gadgets() -> None:
     assert findings(g0("mypkg", "run") + b"(tR.") == [("PICKLE-UNAPPROVED-GLOBAL", Severity.HIGH)]
     assert findings(b"\x80\x02" + g0("mypkg", "Net") + b")\x81.") == [("PICKLE-UNREVIEWED-CLASS", Severity.LOW)]
     assert findings(g0("torch._utils", "_rebuild_tensor_v2") + b"0N.") == []
-    gadget = b"\x80\x02" + g0("argparse", "Namespace") + b")\x81N}" + u4("__setstate__") + g0("builtins", "print") + b"s\x86b."
+    gadget = (
+        b"\x80\x02"
+        + g0("argparse", "Namespace")
+        + b")\x81N}"
+        + u4("__setstate__")
+        + g0("builtins", "print")
+        + b"s\x86b."
+    )
     assert ("PICKLE-SUSPICIOUS-CALL", Severity.HIGH) in findings(gadget)
     computed = g0("torch._utils", "_rebuild_tensor_v2") + b"(tR(tR."
     assert ("PICKLE-UNAPPROVED-GLOBAL", Severity.HIGH) in findings(computed)
@@ -145,7 +156,9 @@ def test_higher_order_torch_rebuild_judges_the_function_it_calls() -> None:
 
 def test_argument_checks_of_allowed_callables() -> None:
     assert findings(g0("_codecs", "encode") + b"(" + s0("x") + s0("latin1") + b"tR.") == []
-    assert findings(g0("_codecs", "encode") + b"(" + s0("x") + s0("rot13") + b"tR.") == [("PICKLE-SUSPICIOUS-CALL", Severity.MEDIUM)]
+    assert findings(g0("_codecs", "encode") + b"(" + s0("x") + s0("rot13") + b"tR.") == [
+        ("PICKLE-SUSPICIOUS-CALL", Severity.MEDIUM)
+    ]
     ufunc = g0("numpy.core", "_ufunc_reconstruct") + b"(" + s0("os") + s0("system") + b"tR."
     assert findings(ufunc) == [("PICKLE-SUSPICIOUS-CALL", Severity.CRITICAL)]
 

@@ -77,26 +77,52 @@ def payloads(canary: str, tmp: str) -> dict[str, bytes]:
     )
     out["runpy"] = call0(g0("runpy", "run_path"), s0(script)) + b"."
     out["importlib"] = (
-        call0(call0(g0("builtins", "getattr"), call0(g0("importlib", "import_module"), s0("os")), s0("system")), s0(cmd))
+        call0(
+            call0(g0("builtins", "getattr"), call0(g0("importlib", "import_module"), s0("os")), s0("system")), s0(cmd)
+        )
         + b"."
     )
     out["marshal-functiontype"] = (
-        b"\x80\x03" + g0("types", "FunctionType") + b"(" + g0("marshal", "loads") + b"(B"
-        + struct.pack("<I", len(code)) + code + b"tR}tR)R."
+        b"\x80\x03"
+        + g0("types", "FunctionType")
+        + b"("
+        + g0("marshal", "loads")
+        + b"(B"
+        + struct.pack("<I", len(code))
+        + code
+        + b"tR}tR)R."
     )
     out["operator-attrgetter"] = (
         call0(call0(g0("operator", "attrgetter"), s0("system")), call0(g0("builtins", "__import__"), s0("os")))
-        + b"(" + s0(cmd) + b"tR."
+        + b"("
+        + s0(cmd)
+        + b"tR."
     )
     # BUILD gadget: plant __setstate__ on an allowlisted instance via slot state, then BUILD again.
     out["build-gadget"] = (
-        b"\x80\x02" + g0("argparse", "Namespace") + b")\x81" + b"N}" + u4("__setstate__") + g0("os", "system")
-        + b"s\x86b" + u4(cmd) + b"b."
+        b"\x80\x02"
+        + g0("argparse", "Namespace")
+        + b")\x81"
+        + b"N}"
+        + u4("__setstate__")
+        + g0("os", "system")
+        + b"s\x86b"
+        + u4(cmd)
+        + b"b."
     )
     # STACK_GLOBAL with module/name strings fetched from the memo, global memoised and called later.
     out["stack-global-memo"] = (
-        b"\x80\x04" + u4("os") + b"\x94" + u4("system") + b"\x94" + b"00" + b"h\x00h\x01\x93\x94" + b"0"
-        + b"h\x02" + u4(cmd) + b"\x85R."
+        b"\x80\x04"
+        + u4("os")
+        + b"\x94"
+        + u4("system")
+        + b"\x94"
+        + b"00"
+        + b"h\x00h\x01\x93\x94"
+        + b"0"
+        + b"h\x02"
+        + u4(cmd)
+        + b"\x85R."
     )
     out["inst"] = b"(" + s0(cmd) + b"ios\nsystem\n."
     out["obj"] = b"(" + g0("os", "system") + s0(cmd) + b"o."

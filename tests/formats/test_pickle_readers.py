@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.formats._pickle_payloads import os_system, payloads, reduce_obj, subprocess_load
 
 from modelshield.limits import Limits
 from modelshield.scan import scan
 from modelshield.types import ScanReport, Severity
-from tests.formats._pickle_payloads import os_system, payloads, reduce_obj, subprocess_load
 
 np = pytest.importorskip("numpy")
 torch = pytest.importorskip("torch")
@@ -68,17 +68,65 @@ def _benign_objects() -> dict[str, object]:
     objs: dict[str, object] = {
         "logreg": LogisticRegression().fit(x, y),
         "forest": RandomForestClassifier(n_estimators=2, random_state=0).fit(x, y),
-        "pipeline": Pipeline([("s", StandardScaler()), ("f", FunctionTransformer(np.abs)), ("k", KNeighborsClassifier())]).fit(x, y),
-        "arrays": {"f": np.zeros((3, 2)), "i": np.arange(4, dtype=np.int8), "u": np.array(["a", "bc"]), "o": np.array([1, "x", None], dtype=object)},
-        "numpy-misc": [np.float32(1), np.random.RandomState(0), np.random.default_rng(1), np.datetime64("2020-01-01"), np.ma.masked_array([1, 2], mask=[0, 1])],
-        "plain": [None, True, 1.5, 2**100, -3, "s", b"b", bytearray(b"x"), (1,), {1, 2}, frozenset([3]), slice(1, 2), complex(1, 2), range(3)],
-        "stdlib": [collections.OrderedDict(a=1), collections.defaultdict(list), collections.Counter("ab"), collections.deque([1]),
-                   datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc), datetime.timedelta(1), decimal.Decimal("1.1"),
-                   uuid.UUID(int=5), fractions.Fraction(1, 3)],
+        "pipeline": Pipeline(
+            [("s", StandardScaler()), ("f", FunctionTransformer(np.abs)), ("k", KNeighborsClassifier())]
+        ).fit(x, y),
+        "arrays": {
+            "f": np.zeros((3, 2)),
+            "i": np.arange(4, dtype=np.int8),
+            "u": np.array(["a", "bc"]),
+            "o": np.array([1, "x", None], dtype=object),
+        },
+        "numpy-misc": [
+            np.float32(1),
+            np.random.RandomState(0),
+            np.random.default_rng(1),
+            np.datetime64("2020-01-01"),
+            np.ma.masked_array([1, 2], mask=[0, 1]),
+        ],
+        "plain": [
+            None,
+            True,
+            1.5,
+            2**100,
+            -3,
+            "s",
+            b"b",
+            bytearray(b"x"),
+            (1,),
+            {1, 2},
+            frozenset([3]),
+            slice(1, 2),
+            complex(1, 2),
+            range(3),
+        ],
+        "stdlib": [
+            collections.OrderedDict(a=1),
+            collections.defaultdict(list),
+            collections.Counter("ab"),
+            collections.deque([1]),
+            datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC),
+            datetime.timedelta(1),
+            decimal.Decimal("1.1"),
+            uuid.UUID(int=5),
+            fractions.Fraction(1, 3),
+        ],
     }
     pd = pytest.importorskip("pandas")
-    frame = pd.DataFrame({"a": [1, 2], "b": ["x", "y"], "c": pd.to_datetime(["2020-01-01", "2020-01-02"]), "d": pd.Categorical(["u", "v"])})
-    objs["pandas"] = [frame, frame.set_index("a"), pd.Series([1.0, None], name="s"), pd.period_range("2020", periods=2, freq="M")]
+    frame = pd.DataFrame(
+        {
+            "a": [1, 2],
+            "b": ["x", "y"],
+            "c": pd.to_datetime(["2020-01-01", "2020-01-02"]),
+            "d": pd.Categorical(["u", "v"]),
+        }
+    )
+    objs["pandas"] = [
+        frame,
+        frame.set_index("a"),
+        pd.Series([1.0, None], name="s"),
+        pd.period_range("2020", periods=2, freq="M"),
+    ]
     return objs
 
 
@@ -89,7 +137,17 @@ def benign_report(tmp_path_factory: pytest.TempPathFactory) -> ScanReport:
     root = tmp_path_factory.mktemp("benign")
     net = TinyNet()
     for legacy in (False, True):
-        for name, obj in {"state_dict": net.state_dict(), "whole": net, "extras": {"q": torch.quantize_per_tensor(torch.rand(3), 0.1, 0, torch.quint8), "h": torch.zeros(2, dtype=torch.float16), "sp": torch.zeros(3, 3).to_sparse(), "dev": torch.device("cpu"), "size": torch.Size([2])}}.items():
+        for name, obj in {
+            "state_dict": net.state_dict(),
+            "whole": net,
+            "extras": {
+                "q": torch.quantize_per_tensor(torch.rand(3), 0.1, 0, torch.quint8),
+                "h": torch.zeros(2, dtype=torch.float16),
+                "sp": torch.zeros(3, 3).to_sparse(),
+                "dev": torch.device("cpu"),
+                "size": torch.Size([2]),
+            },
+        }.items():
             data = _torch_bytes(obj, legacy)
             (root / f"{name}.{'legacy.pt' if legacy else 'data.pkl'}").write_bytes(data if legacy else _data_pkl(data))
     for name, obj in _benign_objects().items():
@@ -103,10 +161,17 @@ def benign_report(tmp_path_factory: pytest.TempPathFactory) -> ScanReport:
 
 
 def test_benign_files_have_no_finding_at_or_above_medium(benign_report: ScanReport) -> None:
-    bad = [(a.path, a.member, f.rule_id, f.message) for a in benign_report.artifacts for f in a.findings if f.severity >= Severity.MEDIUM]
+    bad = [
+        (a.path, a.member, f.rule_id, f.message)
+        for a in benign_report.artifacts
+        for f in a.findings
+        if f.severity >= Severity.MEDIUM
+    ]
     assert bad == []
     formats = collections.Counter(a.format for a in benign_report.artifacts)
-    assert formats["pickle"] >= 40 and formats["joblib"] >= 5 and formats["numpy"] == 3 and formats["pytorch-legacy"] == 3
+    assert (
+        formats["pickle"] >= 40 and formats["joblib"] >= 5 and formats["numpy"] == 3 and formats["pytorch-legacy"] == 3
+    )
 
 
 def test_whole_module_checkpoint_reports_the_user_class_as_low(benign_report: ScanReport) -> None:
@@ -140,7 +205,9 @@ def test_malicious_pickles_are_critical_and_never_run(tmp_path: Path, name: str)
     assert not canary.exists()
 
 
-@pytest.mark.parametrize("name", ["build-gadget", "stack-global-memo", "inst", "obj", "marshal-functiontype", "protocol0-text"])
+@pytest.mark.parametrize(
+    "name", ["build-gadget", "stack-global-memo", "inst", "obj", "marshal-functiontype", "protocol0-text"]
+)
 def test_hand_assembled_payloads_really_fire_under_pickle(tmp_path: Path, name: str) -> None:
     canary = tmp_path / "canary"
     path = tmp_path / "sample.pkl"
@@ -166,7 +233,9 @@ def test_payload_before_broken_stream_is_reported_with_the_break(tmp_path: Path)
 
 def test_broken_benign_stream_alone_is_a_medium_coverage_finding(tmp_path: Path) -> None:
     report = _scan_bytes(tmp_path, "m.pkl", pickle.dumps({"a": [1, 2, 3]}, protocol=2)[:-2])
-    assert [(f.rule_id, f.severity, f.category.value) for f in report.findings] == [("PICKLE-MALFORMED", Severity.MEDIUM, "coverage")]
+    assert [(f.rule_id, f.severity, f.category.value) for f in report.findings] == [
+        ("PICKLE-MALFORMED", Severity.MEDIUM, "coverage")
+    ]
 
 
 def test_trailing_bytes_are_reported_and_scanned_as_a_member(tmp_path: Path) -> None:
@@ -223,7 +292,9 @@ def test_joblib_payloads_in_object_arrays_and_after_inline_arrays(tmp_path: Path
 
 def test_npy_object_array_with_payload_and_npy_size_checks(tmp_path: Path) -> None:
     canary = tmp_path / "canary"
-    np.save(tmp_path / "evil.npy", np.array([reduce_obj(os.system, f"touch {canary}")], dtype=object), allow_pickle=True)
+    np.save(
+        tmp_path / "evil.npy", np.array([reduce_obj(os.system, f"touch {canary}")], dtype=object), allow_pickle=True
+    )
     assert _worst(scan(str(tmp_path / "evil.npy"))) is Severity.CRITICAL
     np.save(tmp_path / "short.npy", np.zeros(10))
     (tmp_path / "short.npy").write_bytes((tmp_path / "short.npy").read_bytes()[:-8])
@@ -263,9 +334,9 @@ def test_opcode_limit_stops_the_scan_but_keeps_earlier_findings(tmp_path: Path) 
     assert rules == {"PICKLE-UNSAFE-GLOBAL", "LIMIT-EXCEEDED"}
 
 
-_REAL = [
-    pickle.dumps({"a": [1, 2.5, "x", b"y", None, True], "b": (1, 2)}, protocol=p) for p in range(6)
-] + [os_system("/tmp/never", 2)]
+_REAL = [pickle.dumps({"a": [1, 2.5, "x", b"y", None, True], "b": (1, 2)}, protocol=p) for p in range(6)] + [
+    os_system("/tmp/never", 2)
+]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -275,7 +346,9 @@ _REAL = [
     cut=st.integers(0, 4096),
     noise=st.binary(max_size=64),
 )
-def test_mutated_and_random_bytes_never_escape_scan(tmp_path: Path, base: bytes, edits: list[tuple[int, int]], cut: int, noise: bytes) -> None:
+def test_mutated_and_random_bytes_never_escape_scan(
+    tmp_path: Path, base: bytes, edits: list[tuple[int, int]], cut: int, noise: bytes
+) -> None:
     data = bytearray(base)
     for pos, value in edits:
         if data:

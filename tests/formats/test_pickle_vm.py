@@ -9,6 +9,7 @@ import pickle
 import struct
 
 import pytest
+from tests.formats._pickle_payloads import g0, os_system, s0, u4
 
 from modelshield.errors import LimitExceeded
 from modelshield.formats.interface import Blob, ScanContext
@@ -30,7 +31,6 @@ from modelshield.formats.pickle import (
 )
 from modelshield.formats.pickle.vm import KEEP_PAYLOAD
 from modelshield.limits import Limits
-from tests.formats._pickle_payloads import g0, os_system, s0, u4
 
 
 def run(data: bytes) -> PickleStream:
@@ -98,16 +98,29 @@ def test_bytearray_and_out_of_band_buffers() -> None:
 
 def test_global_stack_global_inst_obj_newobj_newobj_ex_are_call_sites() -> None:
     data = (
-        b"\x80\x04" + g0("m", "f") + b"K\x01\x85R0"
-        + u4("m2") + u4("g") + b"\x93)R0"
+        b"\x80\x04"
+        + g0("m", "f")
+        + b"K\x01\x85R0"
+        + u4("m2")
+        + u4("g")
+        + b"\x93)R0"
         + b"(K\x02im3\nC\n0"
-        + b"(" + g0("m4", "D") + b"K\x03o0"
-        + g0("m5", "E") + b")\x810"
-        + g0("m6", "F") + b")}\x92."
+        + b"("
+        + g0("m4", "D")
+        + b"K\x03o0"
+        + g0("m5", "E")
+        + b")\x810"
+        + g0("m6", "F")
+        + b")}\x92."
     )
     result = run(data)
     assert [(c.kind, c.callable) for c in result.calls] == [
-        ("REDUCE", "m.f"), ("REDUCE", "m2.g"), ("INST", "m3.C"), ("OBJ", "m4.D"), ("NEWOBJ", "m5.E"), ("NEWOBJ_EX", "m6.F")
+        ("REDUCE", "m.f"),
+        ("REDUCE", "m2.g"),
+        ("INST", "m3.C"),
+        ("OBJ", "m4.D"),
+        ("NEWOBJ", "m5.E"),
+        ("NEWOBJ_EX", "m6.F"),
     ]
     uses = {g.dotted: g.uses for g in result.globals}
     assert uses["m.f"] == USE_CALL and uses["m5.E"] == USE_CONSTRUCT and uses["m6.F"] == USE_CONSTRUCT
@@ -115,7 +128,9 @@ def test_global_stack_global_inst_obj_newobj_newobj_ex_are_call_sites() -> None:
 
 
 def test_stack_global_strings_from_memo_and_global_called_through_memo() -> None:
-    data = b"\x80\x04" + u4("os") + b"\x94" + u4("system") + b"\x94" + b"00h\x00h\x01\x93\x940h\x02" + u4("id") + b"\x85R."
+    data = (
+        b"\x80\x04" + u4("os") + b"\x94" + u4("system") + b"\x94" + b"00h\x00h\x01\x93\x940h\x02" + u4("id") + b"\x85R."
+    )
     result = run(data)
     (ref,) = result.globals
     assert ref.dotted == "os.system" and ref.uses & USE_CALL and ref.via == "STACK_GLOBAL"
@@ -237,7 +252,9 @@ def test_joblib_inline_arrays_are_skipped_and_object_arrays_parsed(tmp_path: obj
     np = pytest.importorskip("numpy")
     joblib = pytest.importorskip("joblib")
     path = os.path.join(str(tmp_path), "x.joblib")
-    joblib.dump({"w": np.arange(1000, dtype=np.float64), "o": np.array(["a", 1], dtype=object), "s": np.array(["ab"])}, path)
+    joblib.dump(
+        {"w": np.arange(1000, dtype=np.float64), "o": np.array(["a", 1], dtype=object), "s": np.array(["ab"])}, path
+    )
     with open(path, "rb") as fh:
         data = fh.read()
     items = list(iter_pickle_streams(io.BytesIO(data), ctx_for(data)))

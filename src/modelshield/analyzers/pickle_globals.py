@@ -137,7 +137,7 @@ RULE_IDS = tuple(
 ) + (EXT_UNKNOWN.id, PERSID.id)
 
 
-class GlobalUse(str, enum.Enum):
+class GlobalUse(enum.StrEnum):
     """How loading uses a global: called, instantiated without __init__, or only referenced."""
 
     CALL = "call"
@@ -213,9 +213,9 @@ class _Catalogue:
                     return UNSAFE_GLOBAL.id, reason
         parts = module.split(".")
         for i in range(len(parts), 0, -1):
-            reason = self.modules.get(".".join(parts[:i]))
-            if reason is not None:
-                return UNSAFE_GLOBAL.id, reason
+            why = self.modules.get(".".join(parts[:i]))
+            if why is not None:
+                return UNSAFE_GLOBAL.id, why
         dotted = self.modules.get(f"{module}.{name}")
         if dotted is not None:
             return UNSAFE_GLOBAL.id, dotted

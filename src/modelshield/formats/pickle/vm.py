@@ -346,20 +346,19 @@ class PickleVM:
                     stack.append(unpack(">d", buf, pos)[0])
                     pos += 8
                     continue
-                elif op == 0x75 or op == 0x65:  # SETITEMS, APPENDS into plain containers
-                    if marks:
-                        k = marks[-1]
-                        target = stack[k - 1] if k > 0 else None
-                        if op == 0x75 and type(target) is SDict and not (len(stack) - k) % 2:
-                            marks.pop()
-                            target.set_many(stack[k:])
-                            del stack[k:]
-                            continue
-                        if op == 0x65 and type(target) is SList:
-                            marks.pop()
-                            target.add(stack[k:])
-                            del stack[k:]
-                            continue
+                elif (op == 0x75 or op == 0x65) and marks:  # SETITEMS, APPENDS into plain containers
+                    k = marks[-1]
+                    target = stack[k - 1] if k > 0 else None
+                    if op == 0x75 and type(target) is SDict and not (len(stack) - k) % 2:
+                        marks.pop()
+                        target.set_many(stack[k:])
+                        del stack[k:]
+                        continue
+                    if op == 0x65 and type(target) is SList:
+                        marks.pop()
+                        target.add(stack[k:])
+                        del stack[k:]
+                        continue
                 # Generic path: decode the argument by kind, then call the handler.
                 kind = kinds[op]
                 arg: object
@@ -533,7 +532,7 @@ class PickleVM:
             if semantics and isinstance(args, tuple):
                 for index, use in semantics:
                     if index < len(args) and isinstance(args[index], GlobalRef):
-                        args[index].uses |= use  # type: ignore[union-attr]
+                        args[index].uses |= use
             if func.name in LOADER_NAMES and isinstance(args, tuple) and args:
                 self._note_embedded(func, args[0])
         shown = args if kwargs is None else (args, kwargs)
@@ -541,7 +540,11 @@ class PickleVM:
         self.stack.append(Call(func, args, kind, kwargs))
 
     def _note_embedded(self, func: GlobalRef, payload: object) -> None:
-        if isinstance(payload, Call) and isinstance(payload.func, GlobalRef) and payload.func.dotted == "_codecs.encode":
+        if (
+            isinstance(payload, Call)
+            and isinstance(payload.func, GlobalRef)
+            and payload.func.dotted == "_codecs.encode"
+        ):
             text = payload.args[0] if isinstance(payload.args, tuple) and payload.args else None
             if isinstance(text, str) and len(text) > 1:
                 data = text.encode("latin-1", "replace")
