@@ -420,8 +420,8 @@ def looks_like_onnx(head: bytes, size: int, name: str = "") -> bool:
             if number == 1 and not 1 <= value <= 64:
                 return False
             continue
-        if value > size - i:
-            return False
+        if value > size - i:  # truncated: only a .onnx file is then claimed (to report it as broken)
+            return bool(seen) and seen[0] == 1 and name.lower().endswith(".onnx")
         if number in (2, 3, 4) and (i + value > len(head) or not _is_text(head[i : i + value])):
             return False
         i += value
@@ -459,7 +459,9 @@ class OnnxReader(Reader):
     """Decodes ONNX models and reports external-data escapes, custom ops and absurd tensors."""
 
     name = "onnx"
-    priority = 20
+    #: Above the TensorFlow protobuf readers: a ModelProto head (ir_version 1..64, text strings) is
+    #: distinctive, while their layouts (e.g. fingerprint.pb: varints 1-5, LEN 6-7) admit tiny ONNX files.
+    priority = 32
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """Leading fields decode as a ModelProto."""
