@@ -124,6 +124,12 @@ def scan(
     rules: Annotated[
         list[Path] | None, typer.Option("--rules", help="Also apply the YARA rules (.yar) in this folder (repeatable).")
     ] = None,
+    reference: Annotated[
+        Path | None, typer.Option("--reference", help="Diff the weights against this trusted base model.")
+    ] = None,
+    deep: Annotated[
+        bool, typer.Option("--deep", help="Trigger reverse-engineering of small image classifiers (torch).")
+    ] = False,
 ) -> None:
     """Scan model files statically. Nothing in them is ever executed."""
     from modelshield.cli.progress import make_observer
@@ -157,6 +163,11 @@ def scan(
         from modelshield.sandbox.dynamic import add_dynamic_findings
 
         report = add_dynamic_findings(report, jobs=jobs)
+    if reference is not None or deep:  # tampering against a base, trojan triggers (modelshield.tamper)
+        from modelshield.tamper.deep_cli import add_deep_findings, add_reference_findings
+
+        report = add_reference_findings(report, reference) if reference is not None else report
+        report = add_deep_findings(report) if deep else report
     report = gate.apply(report)
     if gate.decision is not None:
         from modelshield.policy.engine import render_decision

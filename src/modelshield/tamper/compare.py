@@ -186,11 +186,15 @@ def _max_step(a: F64 | None, b: F64 | None) -> F64 | None:
 
 
 def _round_format(cand: TensorRef, acc: _Pass1) -> str:
-    """The float format the candidate's values live in (the finest one that explains them)."""
-    if acc.changed and acc.rep["F16"] and cand.dtype != "BF16":
-        return "F16"
-    if acc.changed and acc.rep["BF16"]:
+    """The float format the candidate's values live in: the coarsest one that represents all of them.
+
+    Values exactly representable in bfloat16 went through bfloat16 (or a coarser step); a change
+    within one step of that format is a conversion, not an edit.
+    """
+    if acc.rep["BF16"]:
         return "BF16"
+    if acc.rep["F16"]:
+        return "F16"
     return cand.dtype if cand.dtype in ("BF16", "F16", "F32") else "F32"
 
 
@@ -222,7 +226,7 @@ def _rank(
     delta: TensorDelta, acc: _Pass1, ref: TensorRef, cand: TensorRef, fd_ref: int, fd_cand: int, noise: float
 ) -> TensorDelta:
     assert acc.sketch is not None
-    q, _ = np.linalg.qr(acc.sketch)
+    q, _ = np.linalg.qr(acc.sketch.astype(np.float64))  # float32 QR is pathologically slow in some builds
     projected = np.zeros((q.shape[1], acc.cols))
     for a, b in _changed_chunks(ref, cand, fd_ref, fd_cand):
         equal = (a.values == b.values) | (np.isnan(a.values) & np.isnan(b.values))

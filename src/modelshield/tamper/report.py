@@ -44,7 +44,12 @@ def render_text(diff: ModelDiff, *, limit: int = 60) -> str:
     same = diff.by_status("identical")
     if same:
         lines.append(f"= {len(same)} tensors identical")
-    differing = [d for d in diff.deltas if d.status != "identical"]
+    rounding = diff.by_status("rounding")
+    if len(rounding) > 5:
+        fmts = "/".join(sorted({d.round_fmt for d in rounding}))
+        exact = sum(d.exact_rounding for d in rounding)
+        lines.append(f"≈ {len(rounding)} tensors differ only by {fmts} rounding ({exact} exactly rounded)")
+    differing = [d for d in diff.deltas if d.status != "identical" and (len(rounding) <= 5 or d.status != "rounding")]
     lines.extend(describe(d) for d in differing[:limit])
     if len(differing) > limit:
         lines.append(f"  ... {len(differing) - limit} more differing tensors")
