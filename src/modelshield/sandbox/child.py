@@ -36,6 +36,7 @@ def _trusted_roots() -> tuple[str, ...]:
 # Standard-library code that legitimately compiles code while a framework loads data: ast.parse
 # (an AST only), typing's forward references, dataclass and namedtuple generated methods. The
 # payload cannot reach them without a pickle global outside the expected set, which is reported.
+_SYSTEM_READABLE = ("/proc", "/sys", "/dev", "/etc", "/usr", "/lib", "/lib64", "/bin")
 _STDLIB_CODE_CALLERS = ("ast.py", "typing.py", "dataclasses.py", "collections/__init__.py")
 
 
@@ -50,6 +51,13 @@ def _policy(loader: Loader, prepared: Prepared, job: dict[str, Any]) -> hook.Hoo
         code_roots=prepared.code_roots,
         code_callers=(*prepared.code_callers, *callers, *(os.path.realpath(c) for c in callers)),
         private_tmp=str(job.get("private_tmp", "")),
+        readable_roots=(
+            *_trusted_roots(),
+            *prepared.code_roots,
+            *(str(p) for p in job.get("visible", ())),
+            *_SYSTEM_READABLE,
+            str(job.get("private_tmp", "")),
+        ),
     )
 
 

@@ -35,6 +35,12 @@ rule(
     _REMEDIATE, ("CWE-502",),
 )  # fmt: skip
 rule(
+    "DYN-FILE-READ", "Loading the model reads files outside the model", Severity.MEDIUM, Category.MALICIOUS_CODE,
+    "Observed in the sandbox: the load opened a file that is neither part of the model nor of the loader "
+    "(credentials, another payload to re-enter a loader). " + _BLOCKED,
+    _REMEDIATE, ("CWE-200", "CWE-502"),
+)  # fmt: skip
+rule(
     "DYN-CODE-EXEC", "Loading the model runs dynamically built code", Severity.CRITICAL, Category.MALICIOUS_CODE,
     "Observed in the sandbox: the load called exec/eval/compile, unmarshalled code, rebound a function's "
     "code, built code or function objects, or called native code through ctypes.",
@@ -101,9 +107,13 @@ def _finding(rule_id: str, det: Detonation, message: str, evidence: str, severit
 def _event_findings(det: Detonation) -> list[Finding]:
     counts = Counter((str(e.get("rule")), str(e.get("call")), bool(e.get("blocked"))) for e in det.events())
     details = {(str(e.get("rule")), str(e.get("call"))): str(e.get("detail", "")) for e in det.events()}
+    levels = {(str(e.get("rule")), str(e.get("call"))): str(e.get("severity") or "") for e in det.events()}
     out = []
     for (rule_id, call, blocked), count in counts.items():
-        severity = Severity.MEDIUM if call.startswith(("code.__new__", "function.__new__")) else None
+        level = levels[(rule_id, call)]
+        severity = Severity.parse(level) if level else None
+        if call.startswith(("code.__new__", "function.__new__")):
+            severity = Severity.MEDIUM
         suffix = " (blocked)" if blocked else " (observed)"
         times = f" x{count}" if count > 1 else ""
         message = f"{details[(rule_id, call)]}{suffix}{_mode_note(det)}"
@@ -120,7 +130,6 @@ def _mode_note(det: Detonation) -> str:
 
 
 def _coverage_findings(det: Detonation, malicious: bool) -> list[Finding]:
-    last = det.records[-2] if len(det.records) >= 2 else {}
     kinds = {str(r.get("kind")): r for r in det.records}
     if det.outcome == "timeout":
         return [_finding("DYN-TIMEOUT", det, f"load killed after {det.limits.wall_s:g} s wall time", _tail(det))]
@@ -135,7 +144,6 @@ def _coverage_findings(det: Detonation, malicious: bool) -> list[Finding]:
         return [_finding("DYN-RESOURCE-LIMIT", det, str(kinds["limit"].get("detail")), _tail(det))]
     if "unavailable" in kinds:
         return [_finding("DYN-LOADER-UNAVAILABLE", det, str(kinds["unavailable"].get("detail")), "")]
-    del last
     return []
 
 

@@ -25,6 +25,7 @@ from modelshield.sandbox import protocol
 PROCESS = "DYN-PROCESS-EXEC"
 NETWORK = "DYN-NETWORK"
 FILE_WRITE = "DYN-FILE-WRITE"
+FILE_READ = "DYN-FILE-READ"
 CODE_EXEC = "DYN-CODE-EXEC"
 IMPORT = "DYN-IMPORT"
 TAMPER = "DYN-HOOK-TAMPER"
@@ -157,6 +158,7 @@ class HookPolicy:
     code_roots: tuple[str, ...] = ()
     code_callers: tuple[str, ...] = ()
     private_tmp: str = ""
+    readable_roots: tuple[str, ...] = ()
     stdlib: frozenset[str] = field(default_factory=lambda: frozenset(sys.stdlib_module_names))
 
 
@@ -167,6 +169,7 @@ class Verdict:
     rule: str
     block: bool
     detail: str = ""
+    severity: str = ""
 
 
 class HookControl:
@@ -228,13 +231,25 @@ def _judge_find_class(args: tuple[Any, ...], policy: HookPolicy) -> Verdict | No
         return None
     if module in {"builtins", "__builtin__"} and name in SAFE_BUILTINS:
         return None
-    return Verdict(IMPORT, False, f"pickle global {module}.{name} is outside what this loader needs")
+    detail = f"pickle global {module}.{name} is outside what this loader needs"
+    if top not in policy.stdlib and top not in {"__builtin__", "builtins"}:
+        return Verdict(IMPORT, False, detail + " (code of an unknown package)", "low")
+    return Verdict(IMPORT, False, detail)
 
 
-def _judge_import(args: tuple[Any, ...], policy: HookPolicy) -> Verdict | None:
+def _initiator(caller: FrameType | None) -> FrameType | None:
+    while caller is not None and caller.f_code.co_filename.startswith("<frozen importlib"):
+        caller = caller.f_back
+    return caller
+
+
+def _judge_import(args: tuple[Any, ...], caller: FrameType | None, policy: HookPolicy) -> Verdict | None:
     module = str(args[0])
     if _module_expected(module, policy):
         return None
+    initiator = _initiator(caller)
+    if initiator is not None and _trusted_file(initiator.f_code.co_filename, policy):
+        return None  # a library's own lazy import; the payload reaching that library was judged already
     return Verdict(IMPORT, False, f"imports module {module} outside what this loader needs")
 
 
@@ -242,10 +257,19 @@ def _judge_open(args: tuple[Any, ...], policy: HookPolicy) -> Verdict | None:
     path, mode, flags = args[0], args[1], args[2]
     writing = any(c in mode for c in "wax+") if isinstance(mode, str) else bool(int(flags or 0) & _WRITE_FLAGS)
     if not writing:
-        return None
+        return _judge_read(path, policy)
     if isinstance(path, (str, bytes)) and _under(os.fsdecode(path), (policy.private_tmp,)):
         return None
     return Verdict(FILE_WRITE, True, f"opens {path!r} for writing")
+
+
+def _judge_read(path: object, policy: HookPolicy) -> Verdict | None:
+    if not isinstance(path, (str, bytes)) or not policy.readable_roots:
+        return None
+    text = os.path.join(policy.private_tmp or "/", os.fsdecode(path))
+    if _under(os.path.normpath(text), policy.readable_roots):
+        return None
+    return Verdict(FILE_READ, True, f"reads {path!r}, outside the model and the loader's own files")
 
 
 def _judge_path_change(args: tuple[Any, ...], policy: HookPolicy) -> Verdict | None:
@@ -355,7 +379,7 @@ def judge(event: str, args: tuple[Any, ...], caller: FrameType | None, policy: H
     if event == "pickle.find_class":
         return _judge_find_class(args, policy)
     if event == "import":
-        return _judge_import(args, policy)
+        return _judge_import(args, caller, policy)
     if event == "open":
         return _judge_open(args, policy)
     if event in _PATH_CHANGES:
@@ -413,7 +437,7 @@ def install() -> HookControl:
             if verdict is not None:
                 call = f"{event}({', '.join(describe(a) for a in args)})"
                 send({"kind": "event", "event": event, "rule": verdict.rule, "blocked": verdict.block,
-                      "detail": verdict.detail, "call": call})  # fmt: skip
+                      "detail": verdict.detail, "call": call, "severity": verdict.severity})  # fmt: skip
         finally:
             state["busy"] = False
         if verdict is not None and verdict.block:

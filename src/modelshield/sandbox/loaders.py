@@ -9,6 +9,7 @@ is then skipped and reported as a coverage gap, never faked.
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import os
 import pickle
@@ -123,17 +124,22 @@ def _preimport(modules: Iterator[str], frameworks: frozenset[str]) -> None:
 
 
 def _prescan_file(path: str) -> Iterator[str]:
-    with open(path, "rb") as stream:
-        head = stream.read(PRESCAN_BYTES)
+    """Module names the file's pickles reference; nothing (never an error) for hostile bytes."""
+    try:
+        yield from _prescan_unchecked(path)
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError, RuntimeError, NotImplementedError):
+        return
+
+
+def _prescan_unchecked(path: str) -> Iterator[str]:
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():
-                if info.filename.endswith(".pkl") and info.file_size <= PRESCAN_BYTES:
-                    yield from pickle_globals(archive.open(info))
+                if info.file_size <= PRESCAN_BYTES:
+                    yield from pickle_globals(io.BytesIO(archive.read(info)))
         return
-    import io
-
-    yield from pickle_globals(io.BytesIO(head))
+    with open(path, "rb") as stream:
+        yield from pickle_globals(io.BytesIO(stream.read(PRESCAN_BYTES)))
 
 
 def _prepare_pickle(path: str) -> Prepared:
@@ -142,8 +148,28 @@ def _prepare_pickle(path: str) -> Prepared:
 
 
 def _load_pickle(path: str, prepared: Prepared) -> object:
+    """Every pickle of the stream, in order, as consumers of pickle streams (and legacy torch) do."""
+    loaded = []
+    size = os.path.getsize(path)
     with open(path, "rb") as stream:
-        return pickle.load(stream)
+        loaded.append(pickle.load(stream))
+        while stream.tell() < size:
+            loaded.append(pickle.load(stream))
+    return loaded
+
+
+def _load_zip_pickles(path: str, prepared: Prepared) -> object:
+    """Unpickle every pickle member of a zip, as tools that read model archives member by member do."""
+    loaded: list[object] = []
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            data = archive.read(info)
+            if (len(data) > 1 and data[0] == 0x80 and 2 <= data[1] <= 5) or info.filename.endswith((".pkl", ".pickle")):
+                try:
+                    loaded.append(pickle.loads(data))
+                except (pickle.UnpicklingError, ValueError, EOFError, PermissionError, ImportError, AttributeError):
+                    continue  # a broken or blocked member: the next one still gets its chance
+    return loaded
 
 
 def _prepare_dill(path: str) -> Prepared:
@@ -177,10 +203,29 @@ def _load_torch(path: str, prepared: Prepared) -> object:
 
 def _prepare_joblib(path: str) -> Prepared:
     _require("joblib")
-    for optional in ("numpy", "sklearn", "scipy"):
+    for optional in ("numpy", "sklearn", "scipy", "joblib.numpy_pickle", "joblib.compressor"):
         _preimport(iter([optional]), PICKLE_FRAMEWORKS)
     _preimport(_prescan_file(path), PICKLE_FRAMEWORKS)
+    _preimport(_prescan_joblib(path), PICKLE_FRAMEWORKS)
     return Prepared()
+
+
+def _prescan_joblib(path: str) -> Iterator[str]:
+    """Globals of a compressed joblib file (decompressed with the stdlib codecs; parse only)."""
+    import bz2
+    import gzip
+    import lzma
+    import zlib
+
+    with open(path, "rb") as stream:
+        raw = stream.read(PRESCAN_BYTES)
+    for decompress in (zlib.decompress, gzip.decompress, lzma.decompress, bz2.decompress):
+        try:
+            data = decompress(raw)
+        except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError):
+            continue
+        yield from pickle_globals(io.BytesIO(data[:PRESCAN_BYTES]))
+        return
 
 
 def _load_joblib(path: str, prepared: Prepared) -> object:
@@ -304,6 +349,7 @@ LOADERS: dict[str, Loader] = {
     loader.name: loader
     for loader in (
         Loader("pickle", PICKLE_FRAMEWORKS, _prepare_pickle, _load_pickle),
+        Loader("zip-pickles", PICKLE_FRAMEWORKS, _prepare_pickle, _load_zip_pickles),
         Loader("dill", PICKLE_FRAMEWORKS, _prepare_dill, _load_dill),
         Loader("cloudpickle", PICKLE_FRAMEWORKS, _prepare_cloudpickle, _load_pickle),
         Loader("torch", PICKLE_FRAMEWORKS, _prepare_torch, _load_torch),

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from modelshield.sandbox.loaders import pickle_globals
 
 HEAD_BYTES = 4096
+MAX_MEMBERS = 10_000
 MAX_JSON_BYTES = 16 * 1024 * 1024
 TORCH_EXTENSIONS = (".pt", ".pth", ".bin", ".ckpt", ".pt2")
 JOBLIB_EXTENSIONS = (".joblib", ".jl", ".pkl.z", ".pkl.gz", ".pkl.xz", ".pkl.bz2", ".pkl.lz4")
 KERAS_EXTENSIONS = (".keras", ".h5", ".hdf5")
-_COMPRESSED = (b"\x1f\x8b", b"\x78\x01", b"\x78\x9c", b"\x78\xda", b"\xfd7zXZ", b"BZh", b"\x04\x22\x4d\x18", b"ZF")
+_COMPRESSED = (b"\x1f\x8b", b"\x78", b"\xfd7zXZ", b"\x5d\x00\x00", b"BZh", b"\x04\x22\x4d\x18", b"ZF")
 _LOADER_OF_PACKAGE = {"dill": "dill", "cloudpickle": "cloudpickle", "joblib": "joblib"}
 
 
@@ -46,15 +47,25 @@ def _zip_loaders(path: str) -> list[str]:
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
-    except (OSError, zipfile.BadZipFile, ValueError):
+            pickles = [n for n in names[:MAX_MEMBERS] if _member_is_pickle(archive, n)]
+    except (OSError, zipfile.BadZipFile, ValueError, RuntimeError, NotImplementedError):
         return []
     if any(n.endswith("data.pkl") for n in names):
-        return ["torch"]
+        others = [n for n in pickles if not n.endswith("data.pkl")]
+        return ["torch", "zip-pickles"] if others else ["torch"]
     if names and all(n.endswith(".npy") for n in names):
         return ["numpy"]
     if "config.json" in names and ("model.weights.h5" in names or "metadata.json" in names):
         return ["keras-safe-mode", "keras-unsafe"]
-    return []
+    return ["zip-pickles"] if pickles else []
+
+
+def _member_is_pickle(archive: zipfile.ZipFile, name: str) -> bool:
+    if name.endswith((".pkl", ".pickle")):
+        return True
+    with archive.open(name) as member:
+        head = member.read(2)
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
 def _pickle_loader(path: str, head: bytes) -> str:
@@ -95,12 +106,12 @@ def loaders_for(path: str, fmt: str = "") -> list[str]:
         return _zip_loaders(path)
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
         return ["keras-safe-mode", "keras-unsafe"] if name.endswith(KERAS_EXTENSIONS) else []
-    if name.endswith(".onnx") or "onnx" in fmt:
-        return ["onnxruntime"]
     if name.endswith(JOBLIB_EXTENSIONS) and head.startswith(_COMPRESSED):
         return ["joblib"]
     if _looks_like_pickle(head) or "pickle" in fmt:
         return [_pickle_loader(path, head)]
+    if name.endswith(".onnx") or "onnx" in fmt:
+        return ["onnxruntime"]
     return []
 
 

@@ -111,7 +111,7 @@ def detonate(
     key = secrets.token_bytes(32)
     read_fd, write_fd = os.pipe()
     job = {"loader": loader, "path": path, "fd": write_fd, "key": key.hex(), "limits": limits.to_dict()}
-    job |= {"seccomp": seccomp, "private_tmp": isolation.PRIVATE_TMP}
+    job |= {"seccomp": seccomp, "private_tmp": isolation.PRIVATE_TMP, "visible": visible}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="modelshield-detonate-") as workdir:
         try:
