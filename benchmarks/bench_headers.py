@@ -168,7 +168,8 @@ def bench(name: str, target: Path, repeat: int, baselines: dict[str, float]) -> 
         beyond = run.seconds - baselines[tool]
         print(f"{tool:12} {run.seconds:8.3f} {beyond:15.3f} {run.peak_rss_mib:13.1f} {run.exit_code:5d}")
     print(
-        f"modelshield in-process: import+first scan {first:.3f} s, scan() alone {steady * 1000:.1f} ms, {count} finding(s)"
+        f"modelshield in-process: import+first scan {first:.3f} s, "
+        f"scan() alone {steady * 1000:.1f} ms, {count} finding(s)"
     )
     if peer_note:
         print(peer_note)
