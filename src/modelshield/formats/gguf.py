@@ -347,13 +347,14 @@ class _Parser:
         left = count
         while left:
             buf, i = cur.window(1 << 20)
-            limit = len(buf) - width
+            size = len(buf)
+            limit = size - width
             base = i
             while left and i <= limit:
-                (n,) = unpack_from(buf, i)
-                if i + width + n > len(buf):
+                j = i + width + unpack_from(buf, i)[0]
+                if j > size:
                     break
-                i += width + n
+                i = j
                 left -= 1
             cur.pos += i - base
             if left:
