@@ -291,6 +291,10 @@ def judge_global(module: str, name: str, use: GlobalUse = GlobalUse.CALL) -> Glo
 def _judge(module: str, name: str, use: GlobalUse) -> GlobalVerdict:
     cat = _catalogue()
     aliases = _aliases(module, name)
+    if any(nam in cat.exact.get(mod, ()) for mod, nam in aliases):
+        # An exact, reviewed allowlist entry beats a module-wide danger entry
+        # (torch.jit._pickle.build_intlist is an identity function under the dangerous torch.jit).
+        return GlobalVerdict(True, Severity.INFO, "on the allowlist", "PICKLE-ALLOWED")
     for mod, nam in aliases:
         found = cat.danger(mod, nam) or _chain_danger(cat, mod, nam)
         if found:
