@@ -198,6 +198,7 @@ def test_tampering_with_the_monitor_is_flagged(tmp_path: Path, source: str) -> N
 
 
 def test_chat_template_injection_is_flagged(tmp_path: Path) -> None:
+    pytest.importorskip("jinja2")
     canary = tmp_path / "canary"
     template = "{{ cycler.__init__.__globals__.os.system('touch " + str(canary) + "') }}{{ messages[0]['content'] }}"
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"chat_template": template}))
@@ -207,6 +208,7 @@ def test_chat_template_injection_is_flagged(tmp_path: Path) -> None:
 
 
 def test_benign_chat_template_has_no_findings(tmp_path: Path) -> None:
+    pytest.importorskip("jinja2")
     template = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}"
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"chat_template": template}))
     result = detonate(str(tmp_path / "tokenizer_config.json"), "jinja-chat-template", limits=FAST)
