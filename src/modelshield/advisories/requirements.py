@@ -288,8 +288,23 @@ def _hdf5(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
 _SKLEARN = re.compile(rb"_sklearn_version(?:\x94|q.|r....)?(?:\x8c(.)|X(....)|U(.))", re.DOTALL)
 
 
+PICKLE_MARKER_WINDOW = 2 * 1024 * 1024
+
+
 def _pickle(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
-    _pickle_markers(stream.read(MAX_SCAN_BYTES), facts)
+    # Globals and estimator state sit at the start and the end of a pickle; the middle of a big
+    # one is tensor bytes. Reading a bounded head and tail keeps this O(1) in the file size.
+    head = stream.read(PICKLE_MARKER_WINDOW)
+    stream.seek(0, 2)
+    size = stream.tell()
+    tail = b""
+    if size > 2 * PICKLE_MARKER_WINDOW:
+        stream.seek(size - PICKLE_MARKER_WINDOW)
+        tail = stream.read(PICKLE_MARKER_WINDOW)
+    elif size > len(head):
+        stream.seek(len(head))
+        tail = stream.read()
+    _pickle_markers(head + b"\x00" + tail, facts)
 
 
 def _pickle_markers(data: bytes, facts: ModelFacts) -> None:

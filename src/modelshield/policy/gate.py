@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from modelshield.advisories.environment import Environment, current_environment
-from modelshield.policy.engine import Policy, PolicyDecision, attach, builtin_policy, evaluate, policy_from_file
 from modelshield.types import ScanReport
+
+if TYPE_CHECKING:  # the policy engine (pydantic) is only imported when a policy is in play
+    from modelshield.advisories.environment import Environment
+    from modelshield.policy.engine import Policy, PolicyDecision
 
 
 @dataclass(slots=True)
@@ -29,23 +32,33 @@ class Gate:
 
         Without a file the built-in policy is used when a profile is given or ``always`` is set.
         """
-        policy = policy_from_file(policy_file) if policy_file else (builtin_policy() if profile or always else None)
+        policy: Policy | None = None
+        if policy_file or profile or always:
+            from modelshield.policy.engine import builtin_policy, policy_from_file
+
+            policy = policy_from_file(policy_file) if policy_file else builtin_policy()
         if policy is not None and profile is not None and profile not in policy.spec.profiles:
             from modelshield.errors import UsageError
 
             known = ", ".join(policy.spec.profiles)
             raise UsageError(f"unknown profile {profile!r} in {policy.source}", hint=f"choose one of: {known}")
-        return cls(policy, profile, current_environment() if use_env else None)
+        environment: Environment | None = None
+        if use_env:
+            from modelshield.advisories.environment import current_environment
+
+            environment = current_environment()
+        return cls(policy, profile, environment)
 
     def apply(self, report: ScanReport) -> ScanReport:
         """Add CVE findings and the advisory snapshot; evaluate and attach the policy decision."""
         from modelshield.advisories.assess import assess
-        from modelshield.policy.subject import build_subject
-
         assessment = assess(report, self.environment)
         report = assessment.report
         if self.policy is None:
             return report
+        from modelshield.policy.engine import attach, evaluate
+        from modelshield.policy.subject import build_subject
+
         subject = build_subject(report, assessment.facts)
         self.decision = evaluate(self.policy, subject, self.profile)
         return attach(report, self.decision)
