@@ -105,6 +105,19 @@ def reverse_engineer(
     import torch
 
     torch.manual_seed(seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small nets: one thread beats several fighting over the cores
+    try:
+        return _reverse_engineer(model, images, num_classes, steps, time_budget_s, threshold)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _reverse_engineer(
+    model: torch.nn.Module, images: np.ndarray, num_classes: int, steps: int, time_budget_s: float, threshold: float
+) -> DeepScanResult:
+    import torch
+
     started = time.monotonic()
     model.eval()
     for param in model.parameters():

@@ -67,9 +67,10 @@ def _self_consistency(shapes: Shapes, exempt_from: int | None) -> Iterable[Probl
     for prefix, layers in stacks(shapes).items():
         if exempt_from is not None:
             layers = {i: s for i, s in layers.items() if i < exempt_from}
+        if len(layers) >= 2:
+            yield from _gaps(prefix, layers)
         if len(layers) < MIN_LAYERS:
             continue
-        yield from _gaps(prefix, layers)
         yield from _outliers(prefix, layers)
         yield from _shape_outliers(prefix, layers, shapes)
 
