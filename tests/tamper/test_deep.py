@@ -54,7 +54,7 @@ def trojan_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from safetensors.torch import save_file
 
     path = tmp_path_factory.mktemp("deep") / "classifier.safetensors"
-    save_file(trojaned_state(), str(path))  # type: ignore[arg-type]
+    save_file(trojaned_state(), str(path), metadata={"input_shape": "1x8x8"})  # type: ignore[arg-type]
     return path
 
 
@@ -125,3 +125,14 @@ def test_deep_scan_command(trojan_file: Path, tmp_path: Path, capsys: pytest.Cap
     assert exit_info.value.code == 1, out
     assert f"label {TARGET} anomaly index" in out and "SUSPECTED" in out
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_scan_deep_skips_models_that_are_not_small_cnns(tmp_path: Path) -> None:
+    from tests.tamper._models import llama, write_safetensors
+
+    from modelshield.scan import scan
+    from modelshield.tamper.deep_cli import add_deep_findings
+
+    path = write_safetensors(tmp_path / "llm" / "model.safetensors", llama())
+    report = scan(str(path))
+    assert add_deep_findings(report, budget_s=5) == report  # no conv layers: nothing rebuilt, nothing added

@@ -6,10 +6,14 @@ import contextlib
 import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
 from modelshield.errors import UsageError
 from modelshield.tamper import rules
 from modelshield.types import Finding, Location, ScanReport
+
+#: ``scan --deep`` only rebuilds models this small (small image classifiers).
+MAX_DEEP_BYTES = 64 << 20
 
 
 def _attach(report: ScanReport, path: str, findings: list[Finding]) -> ScanReport:
@@ -57,17 +61,19 @@ def add_deep_findings(report: ScanReport, *, budget_s: float = 120.0) -> ScanRep
 def deep_finding(path: str, *, budget_s: float = 120.0) -> Finding | None:
     """A BACKDOOR-TRIGGER-SUSPECTED finding for ``path``, or None (not a plain CNN, or nothing found)."""
     try:
-        from modelshield.tamper.deep import build_cnn, load_state, reverse_engineer
+        from modelshield.tamper.deep import load_state, reverse_engineer
     except ImportError:
         raise UsageError("--deep needs torch and numpy", hint="pip install 'modelshield[deep]'") from None
+    from modelshield.tamper.tensors import open_table
+
+    table = open_table(path)
+    if table.total_bytes > MAX_DEEP_BYTES or not any(len(t.shape) == 4 for t in table.tensors.values()):
+        return None  # not a small image classifier
     state = load_state(path)
-    shape = _guess_input(state)
-    if shape is None:
+    built = _guess_model(state, _declared_input(path))
+    if built is None:
         return None
-    try:
-        model = build_cnn(state, shape)
-    except UsageError:
-        return None
+    model, shape = built
     classes = _classes(state)
     import numpy as np
 
@@ -100,12 +106,35 @@ def _save(result: object, png: str) -> None:
         save_trigger_png(trigger, png)
 
 
-def _guess_input(state: dict[str, object]) -> tuple[int, int, int] | None:
+def _declared_input(path: str) -> tuple[int, int, int] | None:
+    """``input_shape`` (``CxHxW``) from the safetensors ``__metadata__``, if the publisher declared it."""
+    from modelshield.formats.safetensors import read_safetensors_header
+
+    with open(path, "rb") as stream:
+        value = read_safetensors_header(stream).metadata.get("input_shape")
+    parts = value.lower().split("x") if isinstance(value, str) else []
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+def _guess_model(
+    state: dict[str, object], declared: tuple[int, int, int] | None = None
+) -> tuple[Any, tuple[int, int, int]] | None:
+    """The rebuilt CNN and its input shape: the declared one, else the first usual square size that fits."""
+    from modelshield.tamper.deep import build_cnn
+
     convs = [t for n, t in state.items() if n.endswith(".weight") and getattr(t, "dim", lambda: 0)() == 4]
     if not convs:
         return None
     channels = int(convs[0].shape[1])  # type: ignore[attr-defined]
-    return (channels, 16, 16) if channels in (1, 3) else None
+    shapes = [declared] if declared else [(channels, size, size) for size in (16, 28, 32, 8, 64)]
+    for shape in shapes:
+        try:
+            return build_cnn(state, shape), shape
+        except (UsageError, KeyError, RuntimeError):
+            continue
+    return None
 
 
 def _classes(state: dict[str, object]) -> int:
