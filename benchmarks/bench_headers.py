@@ -155,7 +155,13 @@ def bench(name: str, target: Path, repeat: int, baselines: dict[str, float]) -> 
     peer = PEERS / "modelaudit"
     peer_note = ""
     if peer.exists():
-        env = {**os.environ, "MODELAUDIT_NO_TELEMETRY": "1", "NO_COLOR": "1", "HF_HUB_OFFLINE": "1"}
+        env = {
+            **os.environ,
+            "PROMPTFOO_DISABLE_TELEMETRY": "1",
+            "NO_ANALYTICS": "1",
+            "NO_COLOR": "1",
+            "HF_HUB_OFFLINE": "1",
+        }
         rows["modelaudit"] = best([str(peer), "scan", "--no-cache", "-q", str(target)], repeat, env)
         if rows["modelaudit"].exit_code not in (0, 1):
             peer_note = f"  (modelaudit exited {rows['modelaudit'].exit_code}: it did not complete the scan)"
