@@ -32,6 +32,7 @@ from modelshield.formats.pickle.values import (
     USE_CONSTRUCT,
     USE_MUTATE,
     USE_PERSID,
+    USE_TYPE_LOOKUP,
     Call,
     CallSite,
     GlobalRef,
@@ -360,6 +361,8 @@ def _global_findings(ir: PickleStream, ctx: ScanContext) -> Iterator[Finding]:
                 opcode_index=ref.opcode_index,
             )
             continue
+        if ref.uses == USE_TYPE_LOOKUP:
+            continue  # only resolved plain-type lookups; the resolved builtins.<type> is judged itself
         verdict = judge_global(ref.module, ref.name, use_of(ref))
         if verdict.allowed:
             continue

@@ -27,6 +27,9 @@ USE_CONSTRUCT = 2
 USE_MUTATE = 4
 #: The global appears inside a persistent id (resolved by the loader's persistent_load).
 USE_PERSID = 8
+#: The global was only called as a type lookup that resolved to a plain data type
+#: (dill's ``_load_type('slice')``, written by joblib/pickle when dill is imported).
+USE_TYPE_LOOKUP = 16
 
 #: Container contents kept per container (the rest is only counted).
 KEEP_ITEMS = 256

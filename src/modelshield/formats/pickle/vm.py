@@ -37,6 +37,7 @@ from modelshield.formats.pickle.values import (
     USE_CONSTRUCT,
     USE_MUTATE,
     USE_PERSID,
+    USE_TYPE_LOOKUP,
     Buffer,
     Call,
     CallSite,
@@ -104,6 +105,27 @@ HIGHER_ORDER: dict[tuple[str, str], tuple[tuple[int, int], ...]] = {
     ("pandas.core.indexes.base", "_new_Index"): ((0, USE_CONSTRUCT),),
 }
 #: Callable names whose first argument is a serialized payload that gets loaded (re-entry).
+#: Functions that return a type by name (dill writes them when it is imported in the producer).
+TYPE_LOOKUP_FUNCS = frozenset({("dill._dill", "_load_type"), ("dill.dill", "_load_type")})
+#: Type names such lookups may resolve to ``builtins.<name>`` (plain data, no code).
+PLAIN_DATA_TYPES = frozenset(
+    {
+        "bool",
+        "bytearray",
+        "bytes",
+        "complex",
+        "dict",
+        "float",
+        "frozenset",
+        "int",
+        "list",
+        "range",
+        "set",
+        "slice",
+        "str",
+        "tuple",
+    }
+)
 LOADER_NAMES = frozenset({"loads", "load", "_load_from_bytes", "load_from_bytes", "_loads", "unpickle"})
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -524,6 +546,8 @@ class PickleVM:
 
     def _invoke(self, kind: str, func: object, args: object, kwargs: object = None) -> None:
         """Record a call of ``func`` and push its symbolic result."""
+        if self._type_lookup(kind, func, args, kwargs):
+            return
         if isinstance(func, PersId) and _is_module_persid(func.pid):
             func = func.pid[1]  # type: ignore[index] # torch's legacy persistent_load returns the class
         if isinstance(func, GlobalRef):
@@ -538,6 +562,27 @@ class PickleVM:
         shown = args if kwargs is None else (args, kwargs)
         self._site(kind, func, shown)
         self.stack.append(Call(func, args, kind, kwargs))
+
+    def _type_lookup(self, kind: str, func: object, args: object, kwargs: object) -> bool:
+        """Resolve ``dill._dill._load_type('<plain data type>')`` to ``builtins.<type>``.
+
+        Only names of plain data types are resolved; a lookup of CodeType, FunctionType and the
+        like stays a call of the dangerous global.
+        """
+        if not (
+            kind == "REDUCE"
+            and kwargs is None
+            and isinstance(func, GlobalRef)
+            and (func.module, func.name) in TYPE_LOOKUP_FUNCS
+            and isinstance(args, tuple)
+            and len(args) == 1
+            and isinstance(args[0], str)
+            and args[0] in PLAIN_DATA_TYPES
+        ):
+            return False
+        func.uses |= USE_TYPE_LOOKUP
+        self.stack.append(self._global("builtins", args[0], f"{func.dotted}({args[0]!r})"))
+        return True
 
     def _note_embedded(self, func: GlobalRef, payload: object) -> None:
         if (
