@@ -112,6 +112,7 @@ def _scan_blob(blob: Blob, limits: Limits, deadline: float, out: list[Artifact],
                 findings.append(
                     ctx.finding("UNKNOWN-CONTENT", f"no reader recognises this content (starts with {head[:16]!r})")
                 )
+                findings.extend(_generic_checks(blob, limits))
             else:
                 fmt = ctx.format = reader.name
                 for item in reader.read(blob, ctx):
@@ -148,6 +149,21 @@ def _scan_blob(blob: Blob, limits: Limits, deadline: float, out: list[Artifact],
             )
             continue
         _scan_blob(child, limits, deadline, out)
+
+
+#: Unknown content up to this size is still searched for EICAR, embedded executables and YARA matches.
+GENERIC_CHECK_BYTES = 16 * 1024 * 1024
+
+
+def _generic_checks(blob: Blob, limits: Limits) -> list[Finding]:
+    """EICAR, embedded executables and YARA rules over unknown content (bounded)."""
+    from modelshield.formats.executables import generic_findings
+
+    if blob.size > GENERIC_CHECK_BYTES:
+        return []
+    with blob.open() as stream:
+        data = stream.read(GENERIC_CHECK_BYTES)
+    return list(generic_findings(data, ScanContext(blob, limits)))
 
 
 def _route(item: object, ctx: ScanContext, findings: list[Finding], children: list[Blob]) -> None:

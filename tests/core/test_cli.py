@@ -114,3 +114,13 @@ def test_demo_flags_malicious_and_passes_benign(tmp_path: Path) -> None:
     assert "malicious flagged: 5/5" in result.stderr
     assert "canary file exists: False" in result.stderr
     assert not any(p.name.startswith("CANARY") for p in (tmp_path / "demo").rglob("*"))
+
+
+def test_unknown_content_is_still_searched_for_known_bad_bytes(tmp_path: Path) -> None:
+    eicar = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+    target = tmp_path / "blob.dat"
+    target.write_bytes(bytes(range(256)) * 40 + eicar + b"\x00" * 64)
+    result = run_cli("scan", "-f", "json", str(target))
+    assert result.returncode == 1
+    rules = {f["rule_id"] for a in json.loads(result.stdout)["artifacts"] for f in a["findings"]}
+    assert {"UNKNOWN-CONTENT", "EICAR-TEST-FILE"} <= rules

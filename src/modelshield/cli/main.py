@@ -179,12 +179,12 @@ def scan(
     write_output(render(report, fmt.value), output)
     if fmt is not OutputFormat.text or output is not None:
         typer.echo(summary_line(report), err=True)
+    if gate.blocking(report) and not exit_zero:
+        raise typer.Exit(EXIT_FINDINGS)
     recognised = [a for a in report.artifacts if a.format not in {"unknown", "empty", "unscanned"}]
     if report.files_scanned == 0 or not recognised:
         typer.echo("nothing scannable was found in the given targets", err=True)
         raise typer.Exit(EXIT_NOTHING)
-    if gate.blocking(report) and not exit_zero:
-        raise typer.Exit(EXIT_FINDINGS)
     raise typer.Exit(EXIT_OK)
 
 
