@@ -38,3 +38,15 @@ def test_lookup_of_code_and_callable_types_stays_critical(tmp_path: Path, type_n
     path = tmp_path / "lookup.pkl"
     path.write_bytes(data)
     assert _worst(path) is Severity.CRITICAL
+
+
+def test_dill_singleton_repr_is_benign_but_other_expressions_are_code(tmp_path: Path) -> None:
+    def pickled(text: str) -> bytes:
+        enc = text.encode()
+        return b"\x80\x02cdill._dill\n_eval_repr\nX" + len(enc).to_bytes(4, "little") + enc + b"\x85R."
+
+    benign, evil = tmp_path / "singleton.pkl", tmp_path / "expr.pkl"
+    benign.write_bytes(pickled("Ellipsis"))
+    evil.write_bytes(pickled("__import__('os').system('true')"))
+    assert _worst(benign) < Severity.MEDIUM
+    assert _worst(evil) is Severity.CRITICAL

@@ -126,6 +126,9 @@ PLAIN_DATA_TYPES = frozenset(
         "tuple",
     }
 )
+#: dill's ``_eval_repr`` (``eval`` of a string) and the only strings it is resolved for.
+SINGLETON_REPR_FUNCS = frozenset({("dill._dill", "_eval_repr"), ("dill.dill", "_eval_repr")})
+SINGLETONS: dict[str, object] = {"Ellipsis": Ellipsis, "NotImplemented": NotImplemented}
 LOADER_NAMES = frozenset({"loads", "load", "_load_from_bytes", "load_from_bytes", "_loads", "unpickle"})
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -564,24 +567,31 @@ class PickleVM:
         self.stack.append(Call(func, args, kind, kwargs))
 
     def _type_lookup(self, kind: str, func: object, args: object, kwargs: object) -> bool:
-        """Resolve ``dill._dill._load_type('<plain data type>')`` to ``builtins.<type>``.
+        """Resolve dill's benign lookups instead of treating them as code reconstruction.
 
-        Only names of plain data types are resolved; a lookup of CodeType, FunctionType and the
-        like stays a call of the dangerous global.
+        ``dill._dill._load_type('<plain data type>')`` becomes ``builtins.<type>`` and
+        ``dill._dill._eval_repr('Ellipsis' | 'NotImplemented')`` the singleton (dill writes both when
+        it is imported in the producing process). Any other argument (CodeType, FunctionType, an
+        arbitrary expression) stays a call of the dangerous global.
         """
         if not (
             kind == "REDUCE"
             and kwargs is None
             and isinstance(func, GlobalRef)
-            and (func.module, func.name) in TYPE_LOOKUP_FUNCS
             and isinstance(args, tuple)
             and len(args) == 1
             and isinstance(args[0], str)
-            and args[0] in PLAIN_DATA_TYPES
         ):
             return False
+        key, name = (func.module, func.name), args[0]
+        if key in TYPE_LOOKUP_FUNCS and name in PLAIN_DATA_TYPES:
+            result: object = self._global("builtins", name, f"{func.dotted}({name!r})")
+        elif key in SINGLETON_REPR_FUNCS and name in SINGLETONS:
+            result = SINGLETONS[name]
+        else:
+            return False
         func.uses |= USE_TYPE_LOOKUP
-        self.stack.append(self._global("builtins", args[0], f"{func.dotted}({args[0]!r})"))
+        self.stack.append(result)
         return True
 
     def _note_embedded(self, func: GlobalRef, payload: object) -> None:
