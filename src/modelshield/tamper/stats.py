@@ -20,6 +20,8 @@ from modelshield.tamper.tensors import TensorRef, open_table
 
 #: Row norms above median + this many MADs count as outlier rows.
 ROW_OUTLIER_MADS = 8.0
+#: Peers with near-identical kurtosis (Gaussian init) would make any wobble an outlier; floor their spread.
+KURTOSIS_MAD_FLOOR = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +99,7 @@ def model_stats(path: str | os.PathLike[str]) -> list[TensorStats]:
             continue
         values = np.array([out[i].kurtosis for i in members])
         median = float(np.median(values))
-        mad = float(np.median(np.abs(values - median))) * 1.4826 or 1e-12
+        mad = max(float(np.median(np.abs(values - median))) * 1.4826, KURTOSIS_MAD_FLOOR)
         for i, value in zip(members, values, strict=True):
             out[i] = dataclasses.replace(out[i], peer_z=float((value - median) / mad))
     return out
