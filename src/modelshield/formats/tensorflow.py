@@ -436,7 +436,13 @@ class FingerprintReader(Reader):
     priority = 28
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
-        """A small message of varint fields 1-5, a VersionDef (6) and a UUID (7), parsed whole."""
+        """A small message of varint fields 1-5, a VersionDef (6) and a UUID (7), parsed whole.
+
+        That shape has no magic and fits other tiny protobufs (an ONNX model without a producer),
+        so the SavedModel's fixed file name is required too; a renamed one is unknown content.
+        """
+        if blob.name != "fingerprint.pb":
+            return False
         if not 8 <= blob.size <= 512 or len(head) != blob.size or head[:1] != b"\x08":
             return False
         pos = 0
