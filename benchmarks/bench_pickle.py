@@ -20,6 +20,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,13 +40,21 @@ class Run:
     exit_code: int
 
 
-def measure(tool: str, argv: list[str]) -> Run:
-    """Run argv in a child; wall time and the child's own peak RSS (wait4)."""
+PEER_TIMEOUT_S = 300.0
+
+
+def measure(tool: str, argv: list[str], timeout: float = PEER_TIMEOUT_S) -> Run:
+    """Run argv in a child; wall time and the child's own peak RSS (wait4). Killed after ``timeout``."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=WORK)  # fickling writes files to cwd
+    # cwd: fickling writes its result files into the current folder
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=WORK)
+    killer = threading.Timer(timeout, proc.kill)
+    killer.start()
     _, status, usage = os.wait4(proc.pid, 0)
+    killer.cancel()
     elapsed = time.perf_counter() - start
-    return Run(tool, elapsed, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status))
+    code = os.waitstatus_to_exitcode(status)
+    return Run(tool + (" (killed at timeout)" if code == -9 else ""), elapsed, usage.ru_maxrss / 1024, code)
 
 
 def peer_commands(path: Path) -> dict[str, list[str]]:
