@@ -8,6 +8,12 @@ and peak RSS from wait4):
 3. 2,000 small PyTorch files           bar: >= 2x picklescan's files per second
 4. `modelshield --help` start-up       bar: < 0.3 s
 
+Each case is measured twice per tool: the command line end to end (interpreter start, imports,
+scan), and the scan call alone in a fresh child that imported the tool first (picklescan's
+scan_file_path / scan_directory_path, modelscan's ModelScan().scan, modelshield.scan). Fixtures
+are written by a separate child so that no tool inherits the generator's memory (wait4's peak RSS
+of a child counts what it inherited at fork).
+
 Peers live in benchmarks/.peers-venv (created on first run: python3 -m venv + pip install
 picklescan modelscan fickling modelaudit). Run: .venv/bin/python benchmarks/bench_pickle.py
 """
@@ -30,6 +36,8 @@ WORK = HERE / ".work"
 PEERS = HERE / ".peers-venv" / "bin"
 OURS = Path(sys.executable).parent / "modelshield"
 MiB = 1 << 20
+#: case name -> tool -> (seconds of the scan call, peak RSS MiB), filled by bench_case
+LIBRARY: dict[str, dict[str, tuple[float, float]]] = {}
 
 
 @dataclass
@@ -55,6 +63,45 @@ def measure(tool: str, argv: list[str], timeout: float = PEER_TIMEOUT_S) -> Run:
     elapsed = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
     return Run(tool + (" (killed at timeout)" if code == -9 else ""), elapsed, usage.ru_maxrss / 1024, code)
+
+
+_LIB_SNIPPETS = {
+    "modelshield": (
+        "from modelshield.scan import scan\n"
+        "from modelshield.formats.interface import readers\n"
+        "from modelshield.analyzers.interface import analyzers_for\n"
+        "import modelshield.advisories.assess\n"
+        "readers(); analyzers_for(None)\n"
+        "def run(p): return scan([p])\n"
+    ),
+    "picklescan": (
+        "import os\n"
+        "from picklescan.scanner import scan_file_path, scan_directory_path\n"
+        "def run(p): return scan_directory_path(p) if os.path.isdir(p) else scan_file_path(p)\n"
+    ),
+    "modelscan": ("from modelscan.modelscan import ModelScan\ndef run(p): return ModelScan().scan(p)\n"),
+}
+_LIB_TIMER = (
+    "import sys, time, resource\n{setup}"
+    "t = time.perf_counter(); run(sys.argv[1]); dt = time.perf_counter() - t\n"
+    "print(dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+)
+
+
+def measure_library(tool: str, path: Path) -> tuple[float, float] | None:
+    """Seconds of the scan call alone (tool imported first) and the child's peak RSS in MiB."""
+    python = sys.executable if tool == "modelshield" else str(PEERS / "python")
+    if not Path(python).exists():
+        return None
+    code = _LIB_TIMER.format(setup=_LIB_SNIPPETS[tool])
+    done = subprocess.run(
+        [python, "-c", code, str(path)], capture_output=True, text=True, cwd=WORK, timeout=PEER_TIMEOUT_S
+    )
+    if done.returncode != 0:
+        print(f"  ({tool} library run failed: {done.stderr.strip().splitlines()[-1:]})")
+        return None
+    seconds, rss = done.stdout.split()[-2:]
+    return float(seconds), float(rss)
 
 
 def peer_commands(path: Path) -> dict[str, list[str]]:
@@ -99,6 +146,16 @@ def make_small_torch_files(folder: Path, count: int = 2000) -> None:
         torch.save(model.state_dict(), folder / f"model_{i:04d}.pt")
 
 
+def generate(kind: str, path: Path, size: int) -> None:
+    """Write a fixture in a child process (see the module docstring)."""
+    makers = {"numpy": "make_numpy_pickle", "torchzip": "make_torch_zip", "small": "make_small_torch_files"}
+    code = (
+        f"import sys, pathlib; sys.path.insert(0, {str(HERE)!r}); import bench_pickle as b; "
+        f"b.{makers[kind]}(pathlib.Path({str(path)!r}), {size})"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def bench_case(name: str, path: Path, ours_extra: list[str], n_files: int = 1) -> dict[str, Run]:
     runs = {"modelshield": measure("modelshield", [str(OURS), "scan", "--no-progress", *ours_extra, str(path)])}
     for tool, argv in peer_commands(path).items():
@@ -112,6 +169,17 @@ def bench_case(name: str, path: Path, ours_extra: list[str], n_files: int = 1) -
     for tool, run in runs.items():
         if tool != "modelshield":
             print(f"  {tool} time / modelshield time = {run.seconds / ours:.2f}x")
+    print("scan call alone (tool imported first):")
+    lib: dict[str, tuple[float, float]] = {}
+    for tool in _LIB_SNIPPETS:
+        result = measure_library(tool, path)
+        if result is not None:
+            lib[tool] = result
+            print(f"  {tool:12} {result[0]:9.3f} s {n_files / result[0]:9.1f} files/s {result[1]:9.1f} MiB peak RSS")
+    for tool, (seconds, _) in lib.items():
+        if tool != "modelshield" and "modelshield" in lib:
+            print(f"  {tool} time / modelshield time = {seconds / lib['modelshield'][0]:.2f}x")
+    LIBRARY[name] = lib
     return runs
 
 
@@ -121,6 +189,17 @@ def bench_startup(repeat: int = 5) -> float:
     return best
 
 
+def _library_bar(case: str, label: str, max_ratio: float) -> list[str]:
+    lib = LIBRARY.get(case, {})
+    if "modelshield" not in lib or "picklescan" not in lib:
+        return []
+    ratio = lib["modelshield"][0] / lib["picklescan"][0]
+    return [
+        f"{label}, scan call: modelshield/picklescan time = {ratio:.2f} (bar <= {max_ratio:.2f}) "
+        f"{'OK' if ratio <= max_ratio else 'MISSED'}; peak RSS {lib['modelshield'][1]:.0f} MiB"
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller files (smoke test of the script)")
@@ -128,38 +207,51 @@ def main() -> None:
     args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
     if not PEERS.exists():
-        print("peers venv missing: python3 -m venv benchmarks/.peers-venv && "
-              "benchmarks/.peers-venv/bin/pip install picklescan modelscan fickling modelaudit", file=sys.stderr)
+        print(
+            "peers venv missing: python3 -m venv benchmarks/.peers-venv && "
+            "benchmarks/.peers-venv/bin/pip install picklescan modelscan fickling modelaudit",
+            file=sys.stderr,
+        )
     scale = 16 if args.quick else 1
     verdicts: list[str] = []
 
     big = WORK / "numpy-arrays.pkl"
-    make_numpy_pickle(big, 466 // scale)
+    generate("numpy", big, 466 // scale)
     runs = bench_case("466 MiB pickle of NumPy arrays", big, [])
     ours = runs["modelshield"]
     if "picklescan" in runs:
         ratio = ours.seconds / runs["picklescan"].seconds
-        verdicts.append(f"numpy pickle: modelshield/picklescan time = {ratio:.2f} (bar <= 0.33) "
-                        f"{'OK' if ratio <= 1 / 3 else 'MISSED'}")
-    verdicts.append(f"numpy pickle: peak RSS {ours.peak_rss_mib:.0f} MiB (bar < 100) "
-                    f"{'OK' if ours.peak_rss_mib < 100 else 'MISSED'}")
+        verdicts.append(
+            f"numpy pickle, CLI: modelshield/picklescan time = {ratio:.2f} (bar <= 0.33) "
+            f"{'OK' if ratio <= 1 / 3 else 'MISSED'}"
+        )
+    verdicts.extend(_library_bar("466 MiB pickle of NumPy arrays", "numpy pickle", 1 / 3))
+    verdicts.append(
+        f"numpy pickle: CLI peak RSS {ours.peak_rss_mib:.0f} MiB (bar < 100) "
+        f"{'OK' if ours.peak_rss_mib < 100 else 'MISSED'}"
+    )
 
     tzip = WORK / "checkpoint-1g.pt"
-    make_torch_zip(tzip, 1024 // scale)
+    generate("torchzip", tzip, 1024 // scale)
     runs = bench_case("1 GiB PyTorch zip", tzip, [])
     if "picklescan" in runs:
         ratio = runs["modelshield"].seconds / runs["picklescan"].seconds
-        verdicts.append(f"torch zip: modelshield/picklescan time = {ratio:.2f} (bar <= 1.0) "
-                        f"{'OK' if ratio <= 1 else 'MISSED'}")
+        verdicts.append(
+            f"torch zip, CLI: modelshield/picklescan time = {ratio:.2f} (bar <= 1.0) {'OK' if ratio <= 1 else 'MISSED'}"
+        )
+    verdicts.extend(_library_bar("1 GiB PyTorch zip", "torch zip", 1.0))
 
     small = WORK / "small-torch"
     count = 2000 // scale
-    make_small_torch_files(small, count)
+    generate("small", small, count)
     runs = bench_case(f"{count} small PyTorch files", small, ["--jobs", "2"], n_files=count)
     if "picklescan" in runs:
         speedup = runs["picklescan"].seconds / runs["modelshield"].seconds
-        verdicts.append(f"small files: modelshield files/s = {speedup:.2f}x picklescan (bar >= 2) "
-                        f"{'OK' if speedup >= 2 else 'MISSED'}")
+        verdicts.append(
+            f"small files, CLI: modelshield files/s = {speedup:.2f}x picklescan (bar >= 2) "
+            f"{'OK' if speedup >= 2 else 'MISSED'}"
+        )
+    verdicts.extend(_library_bar(f"{count} small PyTorch files", "small files", 0.5))
 
     startup = bench_startup()
     verdicts.append(f"startup: {startup:.3f} s (bar < 0.3) {'OK' if startup < 0.3 else 'MISSED'}")

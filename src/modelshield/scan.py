@@ -5,12 +5,13 @@ Nothing here executes scanned content: readers parse bytes, analyzers judge the 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from modelshield import __version__
 from modelshield.analyzers.interface import analyzers_for
@@ -36,6 +37,10 @@ EMPTY_FILE = rule(
     Category.COVERAGE,
     "The file has no content.",
 )
+
+if TYPE_CHECKING:
+    from modelshield.attest.workflow import Attestation
+    from modelshield.policy.engine import PolicyDecision
 
 HASH_CHUNK = 1 << 20
 
@@ -223,6 +228,80 @@ class Scanner:
             yield blob, result
 
 
+@dataclass(frozen=True, slots=True)
+class Stages:
+    """The optional stages around the static scan, in pipeline order.
+
+    static scan -> dynamic detonation -> diff against a reference / deep trigger search ->
+    vulnerability assessment + policy gate -> signed attestation.
+    """
+
+    dynamic: bool = False
+    reference: str | None = None
+    deep: bool = False
+    policy_file: str | None = None
+    profile: str | None = None
+    use_env: bool = False
+    attest: bool = False
+    attest_key: str | None = None
+    attest_valid_days: float = 90.0
+    attest_card: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a full pipeline run produced: the report, the policy decision and the attestation."""
+
+    report: ScanReport
+    blocking: bool
+    decision: PolicyDecision | None = None
+    attestation: Attestation | None = None
+
+
+def run_pipeline(
+    targets: Sequence[str],
+    options: ScanOptions,
+    stages: Stages = Stages(),
+    observer: ScanObserver | None = None,
+) -> Outcome:
+    """Run every requested stage. Bad policies and a missing sandbox fail before anything is scanned."""
+    from pathlib import Path
+
+    from modelshield.policy.gate import Gate
+
+    attest_run = None
+    if stages.attest:  # hash once up front; the report reuses these digests
+        from modelshield.attest.workflow import AttestRun
+
+        attest_run = AttestRun.start(
+            targets, stages.attest_key, valid_days=stages.attest_valid_days, card=stages.attest_card
+        )
+        options = dataclasses.replace(options, compute_hashes=False)
+    policy_file = Path(stages.policy_file) if stages.policy_file else None
+    gate = Gate.prepare(policy_file, stages.profile, stages.use_env)  # a malformed policy stops here
+    if stages.dynamic:  # refuse before scanning when no sandbox works here (never loads unsandboxed)
+        from modelshield.sandbox.isolation import probe
+
+        probe()
+    report = Scanner(options, observer).scan(targets)
+    if stages.dynamic:
+        from modelshield.sandbox.dynamic import add_dynamic_findings
+
+        report = add_dynamic_findings(report, jobs=options.jobs)
+    if stages.reference is not None or stages.deep:
+        from modelshield.tamper.deep_cli import add_deep_findings, add_reference_findings
+
+        if stages.reference is not None:
+            report = add_reference_findings(report, Path(stages.reference))
+        if stages.deep:
+            report = add_deep_findings(report)
+    report = gate.apply(report)
+    attestation = None
+    if attest_run is not None:
+        report, attestation = attest_run.finish(report)
+    return Outcome(report, gate.blocking(report), gate.decision, attestation)
+
+
 def scan(
     targets: str | Sequence[str],
     *,
@@ -231,8 +310,18 @@ def scan(
     compute_hashes: bool = False,
     jobs: int = 1,
     timeout_s: float | None = None,
+    policy: str | None = None,
+    profile: str | None = None,
+    use_env: bool = False,
+    dynamic: bool = False,
+    reference: str | None = None,
 ) -> ScanReport:
     """Scan files, folders or archives and return the report. Never executes scanned content.
+
+    Every report carries the vulnerability assessment (advisory snapshot date, CVE findings);
+    ``policy``/``profile`` add a policy decision, ``use_env`` matches CVEs against the installed
+    loaders, ``dynamic`` detonates each model in the sandbox (only there is anything loaded),
+    ``reference`` diffs the weights against a trusted base model.
 
     >>> report = scan("model.pt")          # doctest: +SKIP
     >>> report.verdict.value               # doctest: +SKIP
@@ -242,4 +331,5 @@ def scan(
         targets = [targets]
     severity = Severity.parse(fail_on) if isinstance(fail_on, str) else fail_on
     options = ScanOptions(limits or Limits(), severity, compute_hashes, jobs, timeout_s)
-    return Scanner(options).scan(list(targets))
+    stages = Stages(dynamic=dynamic, reference=reference, policy_file=policy, profile=profile, use_env=use_env)
+    return run_pipeline(list(targets), options, stages).report

@@ -10,12 +10,12 @@ from modelshield.advisories.assess import assess
 from modelshield.advisories.db import load_db
 from modelshield.advisories.environment import environment_from_pairs
 from modelshield.advisories.requirements import extract_file
-from modelshield.scan import scan
+from modelshield.scan import Scanner
 from modelshield.types import Artifact, Category, Finding, Location, ScanReport, Severity
 
 
 def _vulns(path: Path, env: dict[str, str] | None = None) -> dict[str, Finding]:
-    report = scan(str(path))
+    report = Scanner().scan([str(path)])  # the readers only; the assessment under test runs below
     result = assess(report, environment_from_pairs(env) if env is not None else None)
     assert result.report.advisory_snapshot == load_db().snapshot
     out: dict[str, Finding] = {}

@@ -19,8 +19,14 @@ from modelshield.errors import FormatError
 from modelshield.formats.gguf import GGUFArray, GGUFReader, read_gguf_header
 from modelshield.formats.interface import Blob, ScanContext
 from modelshield.limits import Limits
-from modelshield.scan import scan
+from modelshield.scan import Scanner
 from modelshield.types import ScanReport, Severity
+
+
+def scan(target: str | list[str]) -> ScanReport:
+    """The reader pipeline alone (no advisory stage: its CVE notes are tested in tests/advisories)."""
+    return Scanner().scan([target] if isinstance(target, str) else target)
+
 
 CHATML = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + "

@@ -21,8 +21,14 @@ from modelshield.errors import FormatError
 from modelshield.formats.interface import Blob, ScanContext, detect
 from modelshield.formats.onnx_proto import OnnxReader, looks_like_onnx, read_onnx_model
 from modelshield.limits import Limits
-from modelshield.scan import scan
+from modelshield.scan import Scanner
 from modelshield.types import ScanReport, Severity
+
+
+def scan(target: str | list[str]) -> ScanReport:
+    """The reader pipeline alone (no advisory stage: its CVE notes are tested in tests/advisories)."""
+    return Scanner().scan([target] if isinstance(target, str) else target)
+
 
 OPSET = [helper.make_opsetid("", 17)]
 

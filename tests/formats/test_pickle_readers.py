@@ -177,9 +177,11 @@ def test_benign_files_have_no_finding_at_or_above_medium(benign_report: ScanRepo
 def test_whole_module_checkpoint_reports_the_user_class_as_low(benign_report: ScanReport) -> None:
     for artifact in benign_report.artifacts:
         if os.path.basename(artifact.path).startswith("whole."):
-            assert [f.rule_id for f in artifact.findings] == ["PICKLE-UNREVIEWED-CLASS"]
-            assert "TinyNet" in artifact.findings[0].message
-            assert artifact.findings[0].severity is Severity.LOW
+            # CVE notes of the advisory stage (info: "torch pickle present") are not the engine's business here
+            own = [f for f in artifact.findings if not f.rule_id.startswith("VULN-")]
+            assert [f.rule_id for f in own] == ["PICKLE-UNREVIEWED-CLASS"]
+            assert "TinyNet" in own[0].message
+            assert own[0].severity is Severity.LOW
 
 
 def _scan_bytes(tmp_path: Path, name: str, data: bytes) -> ScanReport:

@@ -50,3 +50,13 @@ def test_dill_singleton_repr_is_benign_but_other_expressions_are_code(tmp_path: 
     evil.write_bytes(pickled("__import__('os').system('true')"))
     assert _worst(benign) < Severity.MEDIUM
     assert _worst(evil) is Severity.CRITICAL
+
+
+@pytest.mark.parametrize(
+    ("text", "benign"), [("range(0, 3)", True), ("range(-5, 10, 2)", True), ("range(len('x'))", False)]
+)
+def test_dill_range_repr(tmp_path: Path, text: str, benign: bool) -> None:
+    enc = text.encode()
+    path = tmp_path / "range.pkl"
+    path.write_bytes(b"\x80\x02cdill._dill\n_eval_repr\nX" + len(enc).to_bytes(4, "little") + enc + b"\x85R.")
+    assert (_worst(path) < Severity.MEDIUM) is benign

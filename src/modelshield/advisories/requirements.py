@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import io
 import json
+import lzma
 import re
 import struct
 import tomllib
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +105,24 @@ def extract(paths: Iterable[str], hints: dict[str, str] | None = None) -> list[M
     return out
 
 
+#: What hostile or broken content can raise out of the metadata readers (zipfile refuses
+#: encrypted-flag members with RuntimeError and unknown methods with NotImplementedError).
+_CONTENT_ERRORS = (
+    FormatError,
+    ValueError,
+    KeyError,
+    IndexError,
+    zipfile.BadZipFile,
+    struct.error,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+    OverflowError,
+    zlib.error,
+    lzma.LZMAError,
+)
+
+
 def extract_file(path: Path, hint: str = "") -> ModelFacts | None:
     """Facts of one file, or None when it says nothing about frameworks. Never raises on bad content."""
     try:
@@ -116,7 +136,7 @@ def extract_file(path: Path, hint: str = "") -> ModelFacts | None:
             try:
                 stream.seek(0)
                 func(stream, path, facts)
-            except (FormatError, ValueError, KeyError, zipfile.BadZipFile, struct.error, EOFError) as exc:
+            except _CONTENT_ERRORS as exc:
                 facts.error = f"{type(exc).__name__}: {exc}"
             for package in LOADERS.get(facts.kind, ()):
                 facts.need(package, None, "loader", f"loads {facts.kind} files")

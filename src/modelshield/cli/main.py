@@ -136,7 +136,7 @@ def scan(
     from modelshield.limits import Limits
     from modelshield.render import render
     from modelshield.render.text import summary_line
-    from modelshield.scan import Scanner, ScanOptions
+    from modelshield.scan import ScanOptions, Stages, run_pipeline
     from modelshield.types import Severity
 
     limits = Limits().with_overrides(_parse_limits(limit or []))
@@ -144,42 +144,33 @@ def scan(
         from modelshield.analyzers.yara_rules import use_user_rules
 
         use_user_rules([str(r) for r in rules])
-    run = None
-    if attest:  # hash once up front; the scan report reuses these digests
-        from modelshield.attest.workflow import AttestRun
-
-        run = AttestRun.start(targets, key, valid_days=valid_days, card=card)
-    options = ScanOptions(limits, Severity.parse(fail_on.value), compute_hashes and run is None, jobs, timeout)
-    from modelshield.policy.gate import Gate
-
-    gate = Gate.prepare(policy, profile, env)  # a malformed policy stops here, before scanning
-    if dynamic:  # refuse before scanning when no sandbox works here (never loads unsandboxed)
-        from modelshield.sandbox.isolation import probe
-
-        probe()
+    options = ScanOptions(limits, Severity.parse(fail_on.value), compute_hashes, jobs, timeout)
+    stages = Stages(
+        dynamic=dynamic,
+        reference=str(reference) if reference is not None else None,
+        deep=deep,
+        policy_file=str(policy) if policy is not None else None,
+        profile=profile,
+        use_env=env,
+        attest=attest,
+        attest_key=key,
+        attest_valid_days=valid_days,
+        attest_card=card,
+    )
     with make_observer(enabled=not no_progress) as observer:
-        report = Scanner(options, observer).scan(targets)
-    if dynamic:
-        from modelshield.sandbox.dynamic import add_dynamic_findings
-
-        report = add_dynamic_findings(report, jobs=jobs)
-    if reference is not None or deep:  # tampering against a base, trojan triggers (modelshield.tamper)
-        from modelshield.tamper.deep_cli import add_deep_findings, add_reference_findings
-
-        report = add_reference_findings(report, reference) if reference is not None else report
-        report = add_deep_findings(report) if deep else report
-    report = gate.apply(report)
-    if gate.decision is not None:
+        outcome = run_pipeline(targets, options, stages, observer)
+    report = outcome.report
+    if outcome.decision is not None:
         from modelshield.policy.engine import render_decision
 
-        typer.echo(render_decision(gate.decision), err=True)
-    if run is not None:
-        report, attestation = run.finish(report)
+        typer.echo(render_decision(outcome.decision), err=True)
+    if outcome.attestation is not None:
+        attestation = outcome.attestation
         typer.echo(f"attestation: {attestation.path} (verdict {attestation.verdict})", err=True)
     write_output(render(report, fmt.value), output)
     if fmt is not OutputFormat.text or output is not None:
         typer.echo(summary_line(report), err=True)
-    if gate.blocking(report) and not exit_zero:
+    if outcome.blocking and not exit_zero:
         raise typer.Exit(EXIT_FINDINGS)
     recognised = [a for a in report.artifacts if a.format not in {"unknown", "empty", "unscanned"}]
     if report.files_scanned == 0 or not recognised:

@@ -199,11 +199,20 @@ class CallSite:
     kind: str
     callable: str
     target: GlobalRef | None
-    args: str
+    rendered: str | None
     offset: int
     opcode_index: int
     raw_args: object = None
     note: str = ""
+
+    @property
+    def args(self) -> str:
+        """The arguments as text; rendered on demand (most call sites never reach a report)."""
+        if self.rendered is not None:
+            return self.rendered
+        if self.kind in ("BUILD", "APPEND", "SETITEM", "ADDITEMS", "PERSID"):
+            return render(self.raw_args)
+        return render_args(self.raw_args)
 
     def text(self) -> str:
         """The call as text, e.g. ``os.system('touch /tmp/x')``."""

@@ -50,7 +50,6 @@ from modelshield.formats.pickle.values import (
     SList,
     SSet,
     render,
-    render_args,
 )
 from modelshield.formats.pickle.window import ByteWindow, Truncated
 from modelshield.limits import Limits
@@ -129,6 +128,8 @@ PLAIN_DATA_TYPES = frozenset(
 #: dill's ``_eval_repr`` (``eval`` of a string) and the only strings it is resolved for.
 SINGLETON_REPR_FUNCS = frozenset({("dill._dill", "_eval_repr"), ("dill.dill", "_eval_repr")})
 SINGLETONS: dict[str, object] = {"Ellipsis": Ellipsis, "NotImplemented": NotImplemented}
+#: ``repr`` of a range (dill pickles ranges as ``_eval_repr('range(0, 3)')``); digits only.
+RANGE_REPR = re.compile(r"range\((-?\d{1,19}), (-?\d{1,19})(?:, (-?\d{1,19}))?\)")
 LOADER_NAMES = frozenset({"loads", "load", "_load_from_bytes", "load_from_bytes", "_loads", "unpickle"})
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -544,8 +545,9 @@ class PickleVM:
         self.call_counts[key] = seen
         flagged = bool(note) or target is None
         if (seen <= SITE_CAP or flagged) and len(self.sites) < MAX_SITES:
-            text = render_args(args) if kind not in ("BUILD", "APPEND", "SETITEM", "ADDITEMS") else render(args)
-            self.sites.append(CallSite(kind, label, target, text, self._abs(self.op_off), self.op_index, args, note))
+            # Arguments are rendered when a finding shows them; symbolic values are not mutated
+            # after the call except by later container opcodes, which only add detail.
+            self.sites.append(CallSite(kind, label, target, None, self._abs(self.op_off), self.op_index, args, note))
 
     def _invoke(self, kind: str, func: object, args: object, kwargs: object = None) -> None:
         """Record a call of ``func`` and push its symbolic result."""
@@ -570,7 +572,7 @@ class PickleVM:
         """Resolve dill's benign lookups instead of treating them as code reconstruction.
 
         ``dill._dill._load_type('<plain data type>')`` becomes ``builtins.<type>`` and
-        ``dill._dill._eval_repr('Ellipsis' | 'NotImplemented')`` the singleton (dill writes both when
+        ``dill._dill._eval_repr('Ellipsis' | 'NotImplemented' | 'range(a, b[, c])')`` the value (dill writes these when
         it is imported in the producing process). Any other argument (CodeType, FunctionType, an
         arbitrary expression) stays a call of the dangerous global.
         """
@@ -588,6 +590,8 @@ class PickleVM:
             result: object = self._global("builtins", name, f"{func.dotted}({name!r})")
         elif key in SINGLETON_REPR_FUNCS and name in SINGLETONS:
             result = SINGLETONS[name]
+        elif key in SINGLETON_REPR_FUNCS and (match := RANGE_REPR.fullmatch(name)):
+            result = range(*(int(n) for n in match.groups() if n is not None))
         else:
             return False
         func.uses |= USE_TYPE_LOOKUP
@@ -1036,7 +1040,7 @@ class PickleVM:
                     item.uses |= USE_PERSID
         if len(self.persids) < self.keep_persids:
             self.persids.append(
-                CallSite("PERSID", "persistent_load", None, render(pid), self._abs(self.op_off), self.op_index, pid)
+                CallSite("PERSID", "persistent_load", None, None, self._abs(self.op_off), self.op_index, pid)
             )
         self.call_counts["persistent_load"] = self.call_counts.get("persistent_load", 0) + 1
         self.stack.append(PersId(pid))
