@@ -26,9 +26,7 @@ CANARY_NAME = "CANARY-if-this-exists-a-payload-ran"
 def _proto2_call(module: str, name: str, arg: str) -> bytes:
     """PROTO 2, GLOBAL module.name, (arg,), REDUCE, STOP: what ``module.name(arg)`` pickles to."""
     enc = arg.encode()
-    return (
-        b"\x80\x02c" + f"{module}\n{name}\n".encode() + b"X" + len(enc).to_bytes(4, "little") + enc + b"\x85R."
-    )
+    return b"\x80\x02c" + f"{module}\n{name}\n".encode() + b"X" + len(enc).to_bytes(4, "little") + enc + b"\x85R."
 
 
 def _malicious_samples(folder: Path, canary: Path) -> dict[str, bytes]:
@@ -51,9 +49,15 @@ def _malicious_samples(folder: Path, canary: Path) -> dict[str, bytes]:
 
 
 def _benign_samples(folder: Path) -> list[tuple[str, Callable[[Path], None]]]:
+    def plain(obj: object, protocol: int) -> Callable[[Path], None]:
+        def write(path: Path) -> None:
+            path.write_bytes(pickle.dumps(obj, protocol))
+
+        return write
+
     samples: list[tuple[str, Callable[[Path], None]]] = [
-        ("plain-data-protocol4.pkl", lambda p: p.write_bytes(pickle.dumps({"lr": 0.01, "layers": [64, 32]}, 4))),
-        ("plain-data-protocol0.pkl", lambda p: p.write_bytes(pickle.dumps(["a", 1, 2.5, None], 0))),
+        ("plain-data-protocol4.pkl", plain({"lr": 0.01, "layers": [64, 32]}, 4)),
+        ("plain-data-protocol0.pkl", plain(["a", 1, 2.5, None], 0)),
     ]
     try:
         import numpy as np

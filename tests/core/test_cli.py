@@ -97,7 +97,9 @@ def test_output_file_and_unwritable_output(samples: dict[str, Path], tmp_path: P
 
 def test_jobs_runs_in_workers_and_matches_serial(samples: dict[str, Path]) -> None:
     serial = json.loads(run_cli("scan", "-f", "json", str(samples["evil"].parent)).stdout)
-    parallel = json.loads(run_cli("scan", "-f", "json", "-j", "2", "--timeout", "60", str(samples["evil"].parent)).stdout)
+    parallel = json.loads(
+        run_cli("scan", "-f", "json", "-j", "2", "--timeout", "60", str(samples["evil"].parent)).stdout
+    )
     assert serial["artifacts"] == parallel["artifacts"]
     assert serial["verdict"] == parallel["verdict"] == "fail"
 

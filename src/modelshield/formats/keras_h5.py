@@ -85,7 +85,7 @@ class Hdf5Reader(Reader):
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """Judge the root configs and the HDF5 links and datasets."""
         try:
-            import h5py  # type: ignore[import-untyped]
+            import h5py
         except ImportError:
             yield ctx.finding(NO_H5PY.id, "h5py is not installed; HDF5 structure not inspected")
             yield from _carved_configs(blob, ctx)

@@ -95,7 +95,7 @@ def load_joblib(path: str | os.PathLike[str], *, trust: Trust, policy: Policy | 
 
 def joblib_from_bytes(data: bytes, name: str = "") -> Any:
     """Load joblib content from verified bytes; every global (nested object arrays too) is judged."""
-    from joblib import numpy_pickle  # type: ignore[import-untyped]
+    from joblib import numpy_pickle
 
     class GuardedNumpyUnpickler(numpy_pickle.NumpyUnpickler):  # type: ignore[misc]
         def find_class(self, module: str, name: str) -> Any:

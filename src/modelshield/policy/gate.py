@@ -52,6 +52,7 @@ class Gate:
     def apply(self, report: ScanReport) -> ScanReport:
         """Add CVE findings and the advisory snapshot; evaluate and attach the policy decision."""
         from modelshield.advisories.assess import assess
+
         assessment = assess(report, self.environment)
         report = assessment.report
         if self.policy is None:
