@@ -413,16 +413,10 @@ def make_big(folder: Path, edit: bool, seed: int = 7) -> Path:
 def bench_rss() -> dict[str, Any]:
     """Peak RSS of ``modelshield diff`` on two 2 GiB models (child process, wait4)."""
     root = WORK / "big"
-    ref = (
-        make_big(root / "ref", edit=False)
-        if not (root / "ref" / "model.safetensors").exists()
-        else root / "ref" / "model.safetensors"
-    )
-    cand = (
-        make_big(root / "cand", edit=True)
-        if not (root / "cand" / "model.safetensors").exists()
-        else root / "cand" / "model.safetensors"
-    )
+    ref, cand = root / "ref" / "model.safetensors", root / "cand" / "model.safetensors"
+    for path, edit in ((ref, False), (cand, True)):
+        if not path.exists():  # in a child, so this process stays small (a fork inherits its resident pages)
+            subprocess.run([sys.executable, __file__, "--make-big", str(path.parent), str(int(edit))], check=True)
     exe = Path(sys.executable).parent / "modelshield"
     t0 = time.perf_counter()
     proc = subprocess.Popen([str(exe), "diff", str(ref), str(cand)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -442,7 +436,11 @@ def main() -> None:
     """Run the selected parts and write benchmarks/.work/backdoor/results.json."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", choices=["transformer", "cnn", "rss"])
+    parser.add_argument("--make-big", nargs=2, metavar=("FOLDER", "EDIT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.make_big:
+        make_big(Path(args.make_big[0]), edit=args.make_big[1] == "1")
+        return
     WORK.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     started = time.perf_counter()
