@@ -197,9 +197,6 @@ class PickleVM:
         self.skipped = 0
         self.limit_error: LimitExceeded | None = None
         self._counted = 0
-        self.handlers: list[Callable[[object], object]] = [self._bad_opcode] * 256
-        for name, code in CODE.items():
-            self.handlers[code] = getattr(self, "op_" + name.lower())
 
     # ------------------------------------------------------------------ driver
 
@@ -267,7 +264,7 @@ class PickleVM:
         win = self.win
         buf, pos, base = win.buf, win.pos, win.base
         end = len(buf)
-        kinds, handlers, need = ARG_KIND, self.handlers, _NEED
+        kinds, handlers, need = ARG_KIND, _HANDLERS, _NEED
         stack, memo, marks = self.stack, self.memo, self.marks
         max_memo, max_nesting = self.budget.limits.max_memo, self.budget.limits.max_nesting
         keep = self.keep_items
@@ -419,7 +416,7 @@ class PickleVM:
                     start = pos - 1  # the opcode may now lie before the window; keep a valid index
                 self.op_off = base + start
                 self.op_index = n - 1
-                if handlers[op](arg):
+                if handlers[op](self, arg):
                     buf, pos, base = win.buf, win.pos, win.base
                     end = len(buf)
                 if op == _STOP:
@@ -1087,6 +1084,12 @@ class PickleVM:
         self.skipped += win.tell() - start
 
 
+#: Opcode -> unbound handler, built once (binding 70 methods per stream cost more than small pickles).
+_HANDLERS: list[Callable[[PickleVM, object], object]] = [PickleVM._bad_opcode] * 256
+for _name, _code in CODE.items():
+    _HANDLERS[_code] = getattr(PickleVM, "op_" + _name.lower())
+
+
 def _is_module_persid(pid: object) -> bool:
     """torch's legacy ``('module', cls, source_file, source)`` persistent id."""
     return isinstance(pid, tuple) and len(pid) >= 2 and pid[0] == "module" and isinstance(pid[1], GlobalRef)
@@ -1231,6 +1234,15 @@ def sniff_pickle(head: bytes, complete: bool) -> bool:
     """
     if not head or ARG_KIND[head[0]] < 0:
         return False
+    if (
+        len(head) > _SHORT_SNIFF
+        and head[0] == CODE["PROTO"]
+        and 2 <= head[1] <= 5
+        and sniff_pickle(head[:_SHORT_SNIFF], False)
+    ):
+        # A PROTO header and a few valid opcodes decide it; the full trial parse of the head only
+        # matters when the short one is unsure (claiming more content as pickle never hides a payload).
+        return True
     budget = Budget(None, _SNIFF_LIMITS)
     vm = PickleVM(ByteWindow(io.BytesIO(head)), budget)
     result = vm.run()
@@ -1249,4 +1261,5 @@ def sniff_pickle(head: bytes, complete: bool) -> bool:
     return truncated and not complete and result.opcode_count >= (1 if proto_first else 8)
 
 
+_SHORT_SNIFF = 64
 _SNIFF_LIMITS = Limits(max_opcodes=100_000, max_memo=100_000, max_stack_depth=100_000, max_nesting=10_000)
