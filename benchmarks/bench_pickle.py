@@ -48,7 +48,7 @@ class Run:
     exit_code: int
 
 
-PEER_TIMEOUT_S = 300.0
+PEER_TIMEOUT_S = 120.0
 
 
 def measure(tool: str, argv: list[str], timeout: float = PEER_TIMEOUT_S) -> Run:
