@@ -71,7 +71,8 @@ _LIB_SNIPPETS = {
         "from modelshield.formats.interface import readers\n"
         "from modelshield.analyzers.interface import analyzers_for\n"
         "import modelshield.advisories.assess\n"
-        "readers(); analyzers_for(None)\n"
+        "from modelshield.advisories.db import load_db\n"
+        "readers(); analyzers_for(None); load_db()\n"
         "def run(p): return scan([p])\n"
     ),
     "picklescan": (
@@ -156,10 +157,19 @@ def generate(kind: str, path: Path, size: int) -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def best_of_two(tool: str, argv: list[str]) -> Run:
+    """The faster of two runs (the first also warms the page cache after the file was written)."""
+    first = measure(tool, argv)
+    if first.seconds > 30:
+        return first
+    second = measure(tool, argv)
+    return first if first.seconds < second.seconds else second
+
+
 def bench_case(name: str, path: Path, ours_extra: list[str], n_files: int = 1) -> dict[str, Run]:
-    runs = {"modelshield": measure("modelshield", [str(OURS), "scan", "--no-progress", *ours_extra, str(path)])}
+    runs = {"modelshield": best_of_two("modelshield", [str(OURS), "scan", "--no-progress", *ours_extra, str(path)])}
     for tool, argv in peer_commands(path).items():
-        runs[tool] = measure(tool, argv)
+        runs[tool] = best_of_two(tool, argv)
     print(f"\n## {name}  ({path.name})")
     print(f"{'tool':12} {'seconds':>9} {'files/s':>9} {'peak RSS MiB':>13} {'exit':>5}")
     for run in runs.values():

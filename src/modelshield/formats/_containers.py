@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import IO, BinaryIO, Protocol
 
 from modelshield.errors import LimitExceeded
-from modelshield.formats.interface import Blob
+from modelshield.formats.interface import Blob, WindowStream
 from modelshield.limits import Limits, MiB
 from modelshield.rules import rule
 from modelshield.types import Category, Severity
@@ -134,38 +134,15 @@ class Budget:
         return max(0, self.limits.max_decompressed_bytes - self.decompressed)
 
 
-class _PreadStream(io.RawIOBase):
+def _pread_stream(backing: IO[bytes], size: int) -> WindowStream:
     """An independent read-only view of a temporary file (positional reads, no shared offset)."""
+    fd = backing.fileno()
 
-    def __init__(self, backing: IO[bytes], size: int) -> None:
-        super().__init__()
-        self._backing = backing  # keeps the temporary file alive while a stream is open
-        self._fd = backing.fileno()
-        self._size = size
-        self._pos = 0
+    def read_at(position: int, count: int) -> bytes:
+        # ``backing`` stays referenced by this closure: the temporary file lives while a view is open
+        return os.pread(fd, count, position) if not backing.closed else b""
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        want = min(len(buffer), self._size - self._pos)
-        if want <= 0:
-            return 0
-        data = os.pread(self._fd, want, self._pos)
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+    return WindowStream(read_at, size)
 
 
 class Spool:
@@ -215,7 +192,7 @@ class Spool:
             parent.path,
             (*parent.members, member),
             size,
-            lambda: io.BufferedReader(_PreadStream(backing, size)),
+            lambda: io.BufferedReader(_pread_stream(backing, size)),
             format_hint,
         )
 

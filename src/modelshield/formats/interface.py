@@ -76,19 +76,23 @@ class Blob:
         """A child blob over a byte range of this blob (no copy)."""
 
         def opener() -> BinaryIO:
-            return io.BufferedReader(_RangeStream(self.open(), start, length), buffer_size=1 << 16)
+            return io.BufferedReader(_range_stream(self.open(), start, length), buffer_size=1 << 16)
 
         return Blob(self.path, (*self.members, member), length, opener, format_hint)
 
 
-class _RangeStream(io.RawIOBase):
-    """A read-only window ``[start, start+length)`` over another seekable stream."""
+class WindowStream(io.RawIOBase):
+    """A read-only, seekable view of ``size`` bytes served by ``read_at(position, count)``.
 
-    def __init__(self, inner: BinaryIO, start: int, length: int) -> None:
+    Used for byte ranges of a parent stream and for spooled temporary files: each view keeps
+    its own position, so several views of one source never disturb each other.
+    """
+
+    def __init__(self, read_at: Callable[[int, int], bytes], size: int, on_close: Callable[[], None] | None = None):
         super().__init__()
-        self._inner = inner
-        self._start = start
-        self._length = length
+        self._read_at = read_at
+        self._size = size
+        self._on_close = on_close
         self._pos = 0
 
     def readable(self) -> bool:
@@ -101,23 +105,33 @@ class _RangeStream(io.RawIOBase):
         return self._pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
         self._pos = max(0, base + offset)
         return self._pos
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        want = min(len(buffer), self._length - self._pos)
+        want = min(len(buffer), self._size - self._pos)
         if want <= 0:
             return 0
-        self._inner.seek(self._start + self._pos)
-        data = self._inner.read(want)
+        data = self._read_at(self._pos, want)
         buffer[: len(data)] = data
         self._pos += len(data)
         return len(data)
 
     def close(self) -> None:
-        self._inner.close()
+        if not self.closed and self._on_close is not None:
+            self._on_close()
         super().close()
+
+
+def _range_stream(inner: BinaryIO, start: int, length: int) -> WindowStream:
+    """A window ``[start, start+length)`` over another seekable stream (closed with the window)."""
+
+    def read_at(position: int, count: int) -> bytes:
+        inner.seek(start + position)
+        return inner.read(count)
+
+    return WindowStream(read_at, length, inner.close)
 
 
 @dataclass(slots=True)
