@@ -242,6 +242,7 @@ class Stages:
     policy_file: str | None = None
     profile: str | None = None
     use_env: bool = False
+    trust: str | None = None
     attest: bool = False
     attest_key: str | None = None
     attest_valid_days: float = 90.0
@@ -278,7 +279,13 @@ def run_pipeline(
         )
         options = dataclasses.replace(options, compute_hashes=False)
     policy_file = Path(stages.policy_file) if stages.policy_file else None
-    gate = Gate.prepare(policy_file, stages.profile, stages.use_env)  # a malformed policy stops here
+    gate = Gate.prepare(  # a malformed policy stops here, before scanning
+        policy_file,
+        stages.profile,
+        stages.use_env,
+        trust=Path(stages.trust) if stages.trust else None,
+        dynamic_scanned=stages.dynamic,
+    )
     if stages.dynamic:  # refuse before scanning when no sandbox works here (never loads unsandboxed)
         from modelshield.sandbox.isolation import probe
 

@@ -26,6 +26,10 @@ def check(
         str | None, typer.Option("--profile", help="Risk profile (default: chosen by the policy).")
     ] = None,
     env: Annotated[bool, typer.Option("--env", help="Match CVEs against the loaders installed here.")] = False,
+    trust: Annotated[
+        Path | None,
+        typer.Option("--trust", help="Trust store: lets signature/attestation rules see a verified attestation."),
+    ] = None,
     fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")] = CheckFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the output here.")] = None,
 ) -> None:
@@ -38,7 +42,7 @@ def check(
     from modelshield.render.json import report_dict
     from modelshield.scan import Scanner
 
-    gate = Gate.prepare(policy, profile, env, always=True)  # the whole policy is read before scanning
+    gate = Gate.prepare(policy, profile, env, always=True, trust=trust)  # the whole policy is read before scanning
     report = gate.apply(Scanner().scan(targets))
     if gate.decision is None:  # pragma: no cover - always=True guarantees a policy
         raise typer.Exit(2)

@@ -118,6 +118,10 @@ def scan(
         str | None, typer.Option("--profile", help="Risk profile to apply (default: chosen by the policy).")
     ] = None,
     env: Annotated[bool, typer.Option("--env", help="Match CVEs against the loaders installed here.")] = False,
+    trust: Annotated[
+        Path | None,
+        typer.Option("--trust", help="With --policy: trust store for the signature/attestation rules."),
+    ] = None,
     dynamic: Annotated[
         bool, typer.Option("--dynamic", help="Also load each model in an isolated sandbox and report what it tries.")
     ] = False,
@@ -152,6 +156,7 @@ def scan(
         policy_file=str(policy) if policy is not None else None,
         profile=profile,
         use_env=env,
+        trust=str(trust) if trust is not None else None,
         attest=attest,
         attest_key=key,
         attest_valid_days=valid_days,

@@ -15,6 +15,7 @@ from modelshield.types import ScanReport
 if TYPE_CHECKING:  # the policy engine (pydantic) is only imported when a policy is in play
     from modelshield.advisories.environment import Environment
     from modelshield.policy.engine import Policy, PolicyDecision
+    from modelshield.policy.subject import Attestation
 
 
 @dataclass(slots=True)
@@ -25,12 +26,24 @@ class Gate:
     profile: str | None
     environment: Environment | None
     decision: PolicyDecision | None = field(default=None)
+    trust: Path | None = None
+    dynamic_scanned: bool = False
 
     @classmethod
-    def prepare(cls, policy_file: Path | None, profile: str | None, use_env: bool, always: bool = False) -> Gate:
+    def prepare(
+        cls,
+        policy_file: Path | None,
+        profile: str | None,
+        use_env: bool,
+        always: bool = False,
+        trust: Path | None = None,
+        dynamic_scanned: bool = False,
+    ) -> Gate:
         """Load the policy and the environment.
 
         Without a file the built-in policy is used when a profile is given or ``always`` is set.
+        ``trust`` (a trust store) lets signature and attestation rules see the model's verified
+        attestation; ``dynamic_scanned`` tells the "dynamic scan required" rule that one ran.
         """
         policy: Policy | None = None
         if policy_file or profile or always:
@@ -47,7 +60,7 @@ class Gate:
             from modelshield.advisories.environment import current_environment
 
             environment = current_environment()
-        return cls(policy, profile, environment)
+        return cls(policy, profile, environment, trust=trust, dynamic_scanned=dynamic_scanned)
 
     def apply(self, report: ScanReport) -> ScanReport:
         """Add CVE findings and the advisory snapshot; evaluate and attach the policy decision."""
@@ -60,7 +73,9 @@ class Gate:
         from modelshield.policy.engine import attach, evaluate
         from modelshield.policy.subject import build_subject
 
-        subject = build_subject(report, assessment.facts)
+        subject = build_subject(
+            report, assessment.facts, attestation=self._attestation(report), dynamic_scanned=self.dynamic_scanned
+        )
         self.decision = evaluate(self.policy, subject, self.profile)
         return attach(report, self.decision)
 
@@ -69,3 +84,22 @@ class Gate:
         if self.decision is not None:
             return not self.decision.allowed
         return report.blocking
+
+    def _attestation(self, report: ScanReport) -> Attestation | None:
+        """The verified attestation of the scanned model (one target), or None.
+
+        Only a VERIFIED outcome counts (trusted signer, files unchanged, not expired); the attested
+        verdict itself is judged by the policy's own rules, so verification here accepts any verdict.
+        """
+        if self.trust is None or len(report.targets) != 1:
+            return None
+        import datetime as _dt
+
+        from modelshield.attest.verify import allow_any, verify
+        from modelshield.policy.subject import Attestation
+
+        result = verify(report.targets[0], self.trust, policy=allow_any, check_card=False)
+        if not result.ok or result.predicate is None:
+            return None
+        age = (_dt.datetime.now(_dt.UTC) - result.predicate.scanned_at).total_seconds() / 86400
+        return Attestation(signed_by=tuple(n for n in (result.signer, result.keyid) if n), age_days=age)
