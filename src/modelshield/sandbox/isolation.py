@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -66,8 +67,10 @@ def system_view(artifacts: Sequence[str] = ()) -> View:
             paths.append(top)
     for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable)}:
         paths.extend({prefix, os.path.realpath(prefix)})
+    too_wide = {"/", os.path.realpath(tempfile.gettempdir()), "/tmp", "/var/tmp", os.path.expanduser("~")}
     for entry in sys.path:
-        if entry and os.path.isdir(entry):
+        # sys.path may hold a script's folder such as /tmp: never expose a whole temp or home folder
+        if entry and os.path.isdir(entry) and os.path.realpath(entry) not in too_wide:
             paths.extend({os.path.abspath(entry), os.path.realpath(entry)})
     return View(_minimal(paths), tuple(links), tuple(os.path.abspath(a) for a in artifacts))
 
@@ -92,11 +95,13 @@ def bwrap_argv(command: Sequence[str], view: View) -> list[str]:
     """bubblewrap command line running ``command`` in the sandbox."""
     argv = ["bwrap", "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session"]
     argv += ["--cap-drop", "ALL", "--hostname", "modelshield-sandbox", "--uid", "65534", "--gid", "65534"]
+    # The private /tmp comes first: an interpreter or venv that lives under /tmp (a CI checkout)
+    # is then bound on top of it instead of being hidden by it.
+    argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp", "--dir", PRIVATE_TMP]
     for path in view.readonly:
         argv += ["--ro-bind", path, path]
     for target, link in view.symlinks:
         argv += ["--symlink", target, link]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp", "--dir", PRIVATE_TMP]
     for path in view.artifacts:
         argv += ["--ro-bind", path, path]
     argv += ["--chdir", PRIVATE_TMP, "--", *command]
