@@ -115,3 +115,14 @@ def build_tf_models(root: Path) -> Path:
         raise RuntimeError(f"fixture generation failed:\n{result.stderr[-4000:]}")
     marker.write_text("ok")
     return root
+
+
+def cli(*args: str) -> int:
+    """Exit code of ``modelshield scan ARGS`` run in-process (report discarded)."""
+    from modelshield.cli.main import main
+
+    try:
+        main(["scan", "--no-progress", "-f", "json", "-o", os.devnull, *args])
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

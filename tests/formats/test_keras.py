@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.formats._tf_models import build_tf_models
+from tests.formats._tf_models import cli
 
-from modelshield.cli.main import main
 from modelshield.formats._marshal import marshal_strings
 from modelshield.formats.interface import Blob, ScanContext
 from modelshield.formats.keras import keras_config_findings
@@ -24,19 +23,6 @@ from modelshield.scan import scan
 from modelshield.types import Severity
 
 pytest.importorskip("keras")
-
-
-@pytest.fixture(scope="session")
-def tf_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tf_models(tmp_path_factory.getbasetemp() / "tf-models")
-
-
-def cli(*args: str) -> int:
-    try:
-        main(["scan", "--no-progress", "-f", "json", "-o", os.devnull, *args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def findings(path: Path) -> dict[str, list]:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import struct
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.formats._tf_models import build_tf_models
+from tests.formats._tf_models import cli
 
-from modelshield.cli.main import main
 from modelshield.errors import FormatError, LimitExceeded
 from modelshield.formats.interface import Blob, ScanContext
 from modelshield.formats.tensorflow import decode_graphs, looks_like_graph_def, looks_like_saved_model
@@ -23,19 +21,6 @@ from modelshield.scan import scan
 from modelshield.types import Severity
 
 pytest.importorskip("tensorflow")
-
-
-@pytest.fixture(scope="session")
-def tf_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tf_models(tmp_path_factory.getbasetemp() / "tf-models")
-
-
-def cli(*args: str) -> int:
-    try:
-        main(["scan", "--no-progress", "-f", "json", "-o", os.devnull, *args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.mark.parametrize("name", ["tf_benign", "keras_export", "tflite/benign.tflite"])

@@ -221,14 +221,19 @@ class Curation:
 _CURATION_FIELDS = {"relevant", "vector", "cwe", "summary", "details", "ranges", "range_verified", "note", "extra_refs"}
 
 
-def load_curation(path: Path) -> dict[str, Curation]:
-    """Parse ``curated.yaml`` (a mapping id -> fields); errors name file, line and field."""
+def _compose_yaml(path: Path) -> yaml.Node | None:
+    """The YAML node tree of ``path`` (keeps line marks); AdvisoryDataError naming the line if invalid."""
     text = path.read_text(encoding="utf-8")
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise AdvisoryDataError(str(path), "", f"not valid YAML: {exc}", mark.line + 1 if mark else None) from None
+
+
+def load_curation(path: Path) -> dict[str, Curation]:
+    """Parse ``curated.yaml`` (a mapping id -> fields); errors name file, line and field."""
+    root = _compose_yaml(path)
     if root is None:
         return {}
     if not isinstance(root, yaml.MappingNode):
@@ -289,12 +294,7 @@ def apply_curation(adv: Advisory, curation: Mapping[str, Curation]) -> Advisory:
 
 def load_extra_records(path: Path, packages: frozenset[str] | None = None) -> list[Advisory]:
     """Compact OSV copies from ``extra.yaml`` / ``ghsa_extra.yaml`` (a YAML list of records)."""
-    text = path.read_text(encoding="utf-8")
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise AdvisoryDataError(str(path), "", f"not valid YAML: {exc}", mark.line + 1 if mark else None) from None
+    root = _compose_yaml(path)
     if root is None:
         return []
     if not isinstance(root, yaml.SequenceNode):
