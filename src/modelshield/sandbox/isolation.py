@@ -134,7 +134,10 @@ mount -t proc proc "$R/proc"
 for d in null zero full random urandom; do : > "$R/dev/$d"; mount --bind "/dev/$d" "$R/dev/$d"; done
 hostname modelshield-sandbox
 cd "$R/tmp/private"
-exec chroot "$R" /usr/bin/setpriv --no-new-privs --bounding-set=-all --inh-caps=-all "$@"
+# Not exec: this shell stays PID 1 of the new PID namespace and the loader runs as PID 2, so
+# signals (a CPU-limit SIGXCPU, our SIGKILL) act on it normally and its death by a signal is
+# reported as 128+N instead of being ignored the way PID 1 ignores unhandled signals.
+chroot "$R" /usr/bin/setpriv --no-new-privs --bounding-set=-all --inh-caps=-all "$@"
 """
 
 
