@@ -242,9 +242,37 @@ def assess(report: ScanReport, environment: Environment | None = None, db: Advis
     added: dict[str, list[Finding]] = {}
     for item in facts:
         added.setdefault(item.path, []).extend(assessor.assess(item))
+    _collapse_notes(added)
     artifacts = tuple(_with_findings(a, added.pop(a.path, []) if a.member is None else []) for a in report.artifacts)
     new = dataclasses.replace(report, artifacts=artifacts, advisory_snapshot=db.snapshot)
     return Assessment(new, facts, environment, db.snapshot)
+
+
+#: Informational notes that read the same for every file of a kind (a folder of 2,000 torch files
+#: would otherwise carry 2,000 copies): reported once, on the first file, with the count.
+_NOTE_RULES = frozenset({PATTERN_ONLY.id, NOT_RELEVANT.id})
+
+
+def _collapse_notes(added: dict[str, list[Finding]]) -> None:
+    first: dict[tuple[str, str], tuple[str, int]] = {}
+    repeats: dict[tuple[str, str], int] = {}
+    for path, findings in added.items():
+        kept: list[Finding] = []
+        for finding in findings:
+            key = (finding.rule_id, finding.message)
+            if finding.rule_id not in _NOTE_RULES or finding.severity is not Severity.INFO:
+                kept.append(finding)
+            elif key in first:
+                repeats[key] = repeats.get(key, 0) + 1
+            else:
+                first[key] = (path, len(kept))
+                kept.append(finding)
+        added[path] = kept
+    for key, count in repeats.items():
+        path, index = first[key]
+        note = added[path][index]
+        evidence = f"{note.evidence}; the same applies to {count} other scanned file(s)"
+        added[path][index] = dataclasses.replace(note, evidence=evidence)
 
 
 def _with_findings(artifact: Artifact, findings: Iterable[Finding]) -> Artifact:
