@@ -1,8 +1,10 @@
 """Parallel scanning in worker processes: a crash or hang in one file is isolated and reported.
 
-Each worker scans one top-level file at a time. When a worker dies (segfault, OOM kill) or runs
-past the per-file timeout, the parent kills it, records a ``SCAN-CRASH`` coverage finding for
-that file and starts a fresh worker; the other files are unaffected.
+Workers receive small batches of top-level files (fewer round trips for folders of many small
+files) and send each file's result back as soon as it is done, so the parent always knows which
+file a worker is on. When a worker dies (segfault, OOM kill) or runs past the per-file timeout on
+a file, the parent kills it, records a ``SCAN-CRASH`` coverage finding for that file, puts the
+rest of its batch back in the queue and starts a fresh worker; the other files are unaffected.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import multiprocessing
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING
@@ -24,26 +26,31 @@ from modelshield.types import Artifact
 if TYPE_CHECKING:
     from modelshield.scan import ScanObserver, ScanOptions
 
+#: Files per batch at most; batches shrink near the end of the queue so both workers stay busy.
+MAX_BATCH = 32
+
 
 def _worker_main(conn: Connection, options: ScanOptions) -> None:
     from modelshield.scan import scan_file
 
     while True:
         try:
-            task = conn.recv()
+            batch = conn.recv()
         except EOFError:
             return
-        if task is None:
+        if batch is None:
             return
-        index, path, size = task
-        conn.send((index, scan_file(file_blob(path, size), options)))
+        for index, path, size in batch:
+            conn.send((index, scan_file(file_blob(path, size), options)))
 
 
 @dataclass
 class _Worker:
     process: BaseProcess
     conn: Connection
-    task: tuple[int, Blob] | None = None
+    #: files sent and not yet answered, in the order the worker scans them
+    batch: deque[tuple[int, Blob]] = field(default_factory=deque)
+    #: when the worker started on ``batch[0]``
     started: float = 0.0
 
 
@@ -53,70 +60,95 @@ def _crash_artifact(blob: Blob, options: ScanOptions, reason: str) -> list[Artif
     return [Artifact(blob.path, None, "unscanned", blob.size, None, (finding,))]
 
 
-def run_isolated(
-    blobs: list[Blob], options: ScanOptions, observer: ScanObserver | None
-) -> Iterator[tuple[Blob, list[Artifact]]]:
-    """Scan ``blobs`` in ``options.jobs`` worker processes; yield results in input order."""
-    mp = multiprocessing.get_context("fork")
-    timeout = options.timeout_s if options.timeout_s is not None else options.limits.time_per_file_s
-    pending: deque[tuple[int, Blob]] = deque(enumerate(blobs))
-    results: dict[int, list[Artifact]] = {}
-    workers: list[_Worker] = []
+class _Pool:
+    """The parent side: dispatch batches, collect results, replace failed workers."""
 
-    def spawn() -> _Worker:
-        parent, child = mp.Pipe()
-        proc = mp.Process(target=_worker_main, args=(child, options), daemon=True)
+    def __init__(self, blobs: list[Blob], options: ScanOptions, observer: ScanObserver | None) -> None:
+        self.mp = multiprocessing.get_context("fork")
+        self.options = options
+        self.observer = observer
+        self.timeout = options.timeout_s if options.timeout_s is not None else options.limits.time_per_file_s
+        self.pending: deque[tuple[int, Blob]] = deque(enumerate(blobs))
+        self.results: dict[int, list[Artifact]] = {}
+        self.workers = [self._spawn() for _ in range(max(1, min(options.jobs, len(blobs))))]
+
+    def _spawn(self) -> _Worker:
+        parent, child = self.mp.Pipe()
+        proc = self.mp.Process(target=_worker_main, args=(child, self.options), daemon=True)
         proc.start()
         child.close()
         return _Worker(proc, parent)
 
-    def finish(worker: _Worker, artifacts: list[Artifact]) -> None:
-        assert worker.task is not None
-        index, blob = worker.task
-        results[index] = artifacts
-        worker.task = None
-        if observer:
-            observer.file_done(blob, artifacts)
+    def _dispatch(self, worker: _Worker) -> None:
+        size = max(1, min(MAX_BATCH, len(self.pending) // (2 * len(self.workers))))
+        batch = [self.pending.popleft() for _ in range(min(size, len(self.pending)))]
+        worker.batch.extend(batch)
+        worker.started = time.monotonic()
+        if self.observer:
+            for _, blob in batch:
+                self.observer.file_started(blob)
+        worker.conn.send([(index, blob.path, blob.size) for index, blob in batch])
 
-    def retire(worker: _Worker, reason: str) -> None:
-        assert worker.task is not None
-        finish(worker, _crash_artifact(worker.task[1], options, reason))
+    def _finish(self, index: int, blob: Blob, artifacts: list[Artifact]) -> None:
+        self.results[index] = artifacts
+        if self.observer:
+            self.observer.file_done(blob, artifacts)
+
+    def _retire(self, worker: _Worker, reason: str) -> None:
+        index, blob = worker.batch.popleft()
+        self._finish(index, blob, _crash_artifact(blob, self.options, reason))
+        self.pending.extendleft(reversed(worker.batch))  # the rest of the batch is scanned again
         worker.process.kill()
         worker.process.join(5)
         worker.conn.close()
-        workers[workers.index(worker)] = spawn()
+        self.workers[self.workers.index(worker)] = self._spawn()
 
-    try:
-        workers.extend(spawn() for _ in range(max(1, min(options.jobs, len(blobs)))))
-        while pending or any(w.task for w in workers):
-            for worker in workers:
-                if worker.task is None and pending:
-                    index, blob = pending.popleft()
-                    worker.task = (index, blob)
-                    worker.started = time.monotonic()
-                    if observer:
-                        observer.file_started(blob)
-                    worker.conn.send((index, blob.path, blob.size))
-            busy = [w for w in workers if w.task]
-            next_deadline = min(w.started + timeout for w in busy)
+    def _collect(self, worker: _Worker) -> None:
+        try:
+            index, artifacts = worker.conn.recv()
+        except (EOFError, OSError):
+            code = worker.process.exitcode
+            self._retire(worker, f"scanner worker died while scanning this file (exit code {code})")
+            return
+        expected, blob = worker.batch.popleft()
+        assert index == expected, "workers answer in the order of their batch"
+        self._finish(index, blob, artifacts)
+        worker.started = time.monotonic()
+
+    def run(self) -> dict[int, list[Artifact]]:
+        while self.pending or any(w.batch for w in self.workers):
+            for worker in self.workers:
+                if not worker.batch and self.pending:
+                    self._dispatch(worker)
+            busy = [w for w in self.workers if w.batch]
+            next_deadline = min(w.started + self.timeout for w in busy)
             ready = wait([w.conn for w in busy], timeout=max(0.0, next_deadline - time.monotonic()))
-            for worker in list(busy):
+            for worker in busy:
                 if worker.conn in ready:
-                    try:
-                        _, artifacts = worker.conn.recv()
-                    except (EOFError, OSError):
-                        code = worker.process.exitcode
-                        retire(worker, f"scanner worker died while scanning this file (exit code {code})")
-                        continue
-                    finish(worker, artifacts)
-                elif time.monotonic() >= worker.started + timeout:
-                    retire(worker, f"scanning this file took longer than the timeout of {timeout:g} s")
-    finally:
-        for worker in workers:
+                    self._collect(worker)
+                elif time.monotonic() >= worker.started + self.timeout:
+                    self._retire(worker, f"scanning this file took longer than the timeout of {self.timeout:g} s")
+        return self.results
+
+    def close(self) -> None:
+        for worker in self.workers:
             with contextlib.suppress(BrokenPipeError, OSError):
                 worker.conn.send(None)
             worker.process.join(1)
             if worker.process.is_alive():
                 worker.process.kill()
+
+
+def run_isolated(
+    blobs: list[Blob], options: ScanOptions, observer: ScanObserver | None
+) -> Iterator[tuple[Blob, list[Artifact]]]:
+    """Scan ``blobs`` in ``options.jobs`` worker processes; yield results in input order."""
+    if not blobs:
+        return
+    pool = _Pool(blobs, options, observer)
+    try:
+        results = pool.run()
+    finally:
+        pool.close()
     for index, blob in enumerate(blobs):
         yield blob, results[index]

@@ -48,3 +48,17 @@ def test_crash_and_hang_are_isolated_and_reported(tmp_path: Path) -> None:
     # Results keep the input order whatever order the workers finished in.
     assert [Path(a.path).name for a in report.artifacts] == ["a-good.pkl", "b-crash.bin", "c-hang.bin", "d-good.pkl"]
     assert report.blocking
+
+
+def test_a_hang_inside_a_batch_loses_no_other_file(tmp_path: Path) -> None:
+    for i in range(60):
+        (tmp_path / f"f{i:02d}.pkl").write_bytes(pickle.dumps({"i": i}))
+    (tmp_path / "f05b.bin").write_bytes(b"MSTEST-HANG")  # sorts early: inside the first batch
+    (tmp_path / "f40b.bin").write_bytes(b"MSTEST-CRASH")
+    report = Scanner(ScanOptions(jobs=2, timeout_s=2.0)).scan([str(tmp_path)])
+    by_name = {Path(a.path).name: a for a in report.artifacts}
+    assert len(by_name) == 62
+    assert [f.rule_id for f in by_name["f05b.bin"].findings] == ["SCAN-CRASH"]
+    assert [f.rule_id for f in by_name["f40b.bin"].findings] == ["SCAN-CRASH"]
+    good = [a for name, a in by_name.items() if name.endswith(".pkl")]
+    assert len(good) == 60 and all(a.format == "pickle" and not a.findings for a in good)
