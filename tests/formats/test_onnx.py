@@ -81,7 +81,7 @@ def external(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model whose initializer lives in weights.bin next to it (written by onnx itself)."""
     where = tmp_path_factory.mktemp("onnx-ext")
     weight = numpy_helper.from_array(np.arange(4096, dtype=np.float32).reshape(2, 2048), "w")
-    model = _model(_graph([helper.make_node("Identity", ["x"], ["y"])], [weight]))
+    model = _model(_graph([helper.make_node("Identity", ["w"], ["y"])], [weight]))
     onnx.save_model(model, str(where / "model.onnx"), save_as_external_data=True, location="weights.bin")
     return where / "model.onnx"
 
@@ -214,7 +214,7 @@ def test_local_functions_are_walked(folder: Path) -> None:
 )
 def test_absurd_tensors_are_medium(folder: Path, dims: list[int], fragment: str) -> None:
     tensor = TensorProto(name="big", data_type=TensorProto.FLOAT, dims=dims, raw_data=b"\0" * 8)
-    model = _model(_graph([helper.make_node("Identity", ["x"], ["y"])], [tensor]))
+    model = _model(_graph([helper.make_node("Identity", ["big"], ["y"])], [tensor]))
     report = scan(str(_save(model, folder / f"absurd{len(dims)}.onnx")))
     (finding,) = report.findings
     assert finding.rule_id == "ONNX-ABSURD-TENSOR" and fragment in finding.message

@@ -111,6 +111,27 @@ ABSURD_TENSOR = rule(
 )
 
 
+DEAD_OP = rule(
+    "ONNX-DEAD-OPERATOR",
+    "Operator whose results nothing reads",
+    Severity.MEDIUM,
+    Category.TAMPERING,
+    "The main graph holds an operator none of whose outputs is read by another operator or is a "
+    "graph output. Exporters emit connected graphs; disconnected computation is left by graph "
+    "surgery (a dormant or half-removed branch).",
+    "Compare the model with the exporter's original output; re-export from source if unsure.",
+)
+STRAY_INITIALIZER = rule(
+    "ONNX-STRAY-INITIALIZER",
+    "Initializer no operator reads",
+    Severity.LOW,
+    Category.TAMPERING,
+    "A weight tensor in the main graph is read by no operator. Some exporters leave unused "
+    "constants behind, but unused data is also how payloads are smuggled into a model.",
+    "Check where the tensor comes from; optimisers (onnxsim, onnxoptimizer) remove unused initializers.",
+)
+
+
 @dataclass(slots=True)
 class OnnxTensor:
     """A TensorProto (initializer or attribute value) without its payload."""
@@ -146,6 +167,8 @@ class OnnxNode:
     name: str = ""
     strings: dict[str, str] = field(default_factory=dict)
     subgraphs: list[OnnxGraph] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -156,6 +179,8 @@ class OnnxGraph:
     name: str = ""
     nodes: list[OnnxNode] = field(default_factory=list)
     tensors: list[OnnxTensor] = field(default_factory=list)
+    #: names of the graph's declared outputs (ValueInfoProto names)
+    outputs: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -271,9 +296,21 @@ class _Decoder:
                 g.tensors.append(self.tensor(self._sub(wire, end, "initializer"), f"{path} initializer"))
             elif number == 15:
                 g.tensors.extend(self.sparse(self._sub(wire, end, "sparse_initializer"), f"{path} sparse initializer"))
+            elif number == 12:
+                g.outputs.append(self.value_name(self._sub(wire, end, "graph output")))
             else:
                 pb.skip(self.cur, wire, end)
         return g
+
+    def value_name(self, end: int) -> str:
+        """The name of a ValueInfoProto (field 1)."""
+        name = ""
+        for number, wire in pb.fields(self.cur, end):
+            if number == 1 and wire == pb.LEN:
+                name = pb.text(self.cur, end, keep=1024)
+            else:
+                pb.skip(self.cur, wire, end)
+        return name
 
     def node(self, end: int, depth: int, path: str, index: int) -> OnnxNode:
         self.nodes += 1
@@ -284,7 +321,9 @@ class _Decoder:
         n = OnnxNode()
         attributes: list[int] = []
         for number, wire in pb.fields(self.cur, end):
-            if number in (3, 4, 7) and wire == pb.LEN:
+            if number in (1, 2) and wire == pb.LEN:
+                (n.inputs if number == 1 else n.outputs).append(sys.intern(pb.text(self.cur, end, keep=1024)))
+            elif number in (3, 4, 7) and wire == pb.LEN:
                 value = sys.intern(pb.text(self.cur, end, keep=1024))
                 if number == 3:
                     n.name = value
@@ -476,6 +515,47 @@ class OnnxReader(Reader):
         tensors = [t for g in model.all_graphs() for t in g.tensors]
         yield from _cap(_check_external(tensors, folder, ctx))
         yield from _cap(_check_sizes(tensors, ctx))
+        yield from _cap(_check_dataflow(model, ctx))
+
+
+def _consumed(graph: OnnxGraph) -> set[str]:
+    """Names read by the graph's nodes, including outer-scope names read inside subgraphs."""
+    names: set[str] = set(graph.outputs)
+    for node in graph.nodes:
+        names.update(node.inputs)
+        for sub in node.subgraphs:
+            names |= _consumed(sub)
+    return names
+
+
+def _check_dataflow(model: OnnxModel, ctx: ScanContext) -> Iterator[object]:
+    """Operators whose results nothing reads, and initializers no operator reads (main graph).
+
+    An exporter emits a connected graph; computation that reaches no output, or weights nothing
+    uses, is what graph surgery leaves behind (a half-removed or dormant branch, smuggled data).
+    """
+    if not model.graphs:
+        return
+    main = model.graphs[0]
+    if not main.outputs:
+        return  # no declared outputs (a partial or training graph): nothing to judge against
+    used = _consumed(main)
+    for index, node in enumerate(main.nodes):
+        if node.outputs and not any(out in used for out in node.outputs if out):
+            yield ctx.finding(
+                DEAD_OP.id,
+                f"operator {node.op_type} ({node.name or f'node #{index}'}) computes outputs nothing reads",
+                evidence=f"outputs: {', '.join(node.outputs)[:300]}",
+                detail=_describe(main, node),
+            )
+    for tensor in main.tensors:
+        if tensor.name and tensor.name not in used:
+            yield ctx.finding(
+                STRAY_INITIALIZER.id,
+                f"initializer {tensor.name!r} is not read by any operator",
+                evidence=f"dims {list(tensor.dims)}",
+                detail=tensor.where,
+            )
 
 
 def _cap(findings: Iterator[object]) -> Iterator[object]:
