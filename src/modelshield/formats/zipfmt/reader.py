@@ -91,6 +91,10 @@ class _Payload:
         return parent.child_range(member, self.start, self.size, format_hint)
 
 
+#: Root members of a Keras v3 archive whose cross-check needs both.
+KERAS_PARTS = frozenset({"config.json", "model.weights.h5"})
+
+
 @register_reader
 class ZipReader(Reader):
     """Lenient zip reader; reports the flavor (pytorch-zip, torchscript, npz, zip) as format."""
@@ -116,9 +120,17 @@ class ZipReader(Reader):
             for anomaly in layout.anomalies:
                 yield ctx.finding(anomaly.rule_id, anomaly.message, offset=anomaly.offset, evidence=anomaly.evidence)
             yield from _outside_data(layout, blob, ctx)
+            keras_parts: dict[str, Blob] = {}
             for entry in layout.entries:
                 ctx.check_time()
-                yield from _member(entry, stream, blob, ctx, flavor, budget)
+                for item in _member(entry, stream, blob, ctx, flavor, budget):
+                    if isinstance(item, Blob) and item.members and item.members[-1] in KERAS_PARTS:
+                        keras_parts[item.members[-1]] = item
+                    yield item
+        if len(keras_parts) == len(KERAS_PARTS):  # a Keras v3 archive: weights vs declared layers
+            from modelshield.tamper.keras_structure import check_keras_archive
+
+            yield from check_keras_archive(keras_parts["config.json"], keras_parts["model.weights.h5"], ctx)
 
 
 def _zip_at_tail(blob: Blob) -> bool:
