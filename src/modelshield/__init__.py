@@ -9,6 +9,9 @@ Quick start::
     for finding in report.findings:
         print(finding.severity.label, finding.rule_id, finding.message)
 
+    result = modelshield.verify("model/", trust="trusted-keys/")   # signed scan attestation
+    print(result.outcome, result.reasons)
+
 Scanning parses bytes only; nothing in a scanned model is executed.
 """
 
@@ -18,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "scan", "ModelShieldError", "Severity", "ScanReport", "Finding"]
+__all__ = ["__version__", "scan", "verify", "ModelShieldError", "Severity", "ScanReport", "Finding"]
 
 if TYPE_CHECKING:
+    from modelshield.attest.verify import verify
     from modelshield.errors import ModelShieldError
     from modelshield.scan import scan
     from modelshield.types import Finding, ScanReport, Severity
@@ -32,6 +36,10 @@ def __getattr__(name: str) -> Any:
         from modelshield.scan import scan
 
         return scan
+    if name == "verify":
+        from modelshield.attest.verify import verify
+
+        return verify
     if name == "ModelShieldError":
         from modelshield.errors import ModelShieldError
 
