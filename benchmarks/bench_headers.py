@@ -203,6 +203,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller files (smoke test of the script)")
     args = parser.parse_args()
     scale = 64 if args.quick else 1
+    # Write modelshield's bytecode first, as a wheel install does (PYTHONDONTWRITEBYTECODE=1 on this
+    # machine would otherwise make an editable install recompile every module on every run).
+    import modelshield
+
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(modelshield.__file__).parent)], check=True)
     work = Path(tempfile.mkdtemp(prefix="bench-headers-"))
     try:
         write_safetensors(work / "model-2g.safetensors", 2 * GiB // scale, 320)
