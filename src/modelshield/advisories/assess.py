@@ -19,13 +19,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from modelshield.advisories.db import Advisory, AdvisoryDB, load_db
-from modelshield.advisories.environment import Environment
 from modelshield.advisories.matcher import Match, Matcher
 from modelshield.advisories.requirements import ModelFacts, extract
 from modelshield.rules import rule
 from modelshield.types import Artifact, Category, Finding, Location, ScanReport, Severity
+
+if TYPE_CHECKING:  # importlib.metadata is only needed with --env
+    from modelshield.advisories.environment import Environment
 
 EXPLOITABLE = rule(
     "VULN-EXPLOITABLE",

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import metadata
 
 from modelshield.advisories.db import normalise
-from modelshield.advisories.osv import TRACKED_PACKAGES
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,14 +25,21 @@ class Environment:
 
 def installed_version(package: str) -> str | None:
     """Version of an installed distribution from its metadata (never imports it)."""
+    from importlib import metadata
+
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return None
 
 
-def current_environment(packages: frozenset[str] = TRACKED_PACKAGES) -> Environment:
+def current_environment(packages: frozenset[str] | None = None) -> Environment:
     """Read the installed versions of the tracked loaders (tensorflow-cpu also counts as tensorflow)."""
+    from importlib import metadata
+
+    from modelshield.advisories.osv import TRACKED_PACKAGES
+
+    packages = TRACKED_PACKAGES if packages is None else packages
     versions: dict[str, str] = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"]

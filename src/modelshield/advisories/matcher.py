@@ -7,10 +7,12 @@ parsed ranges are compiled once per package and cached, as are (package, version
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from packaging.version import InvalidVersion, Version
+from typing import TYPE_CHECKING
 
 from modelshield.advisories.db import Advisory, AdvisoryDB, Interval, normalise
+
+if TYPE_CHECKING:  # packaging is imported when a version is first compared
+    from packaging.version import Version
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,8 @@ class _Bound:
 
 def parse_version(text: str) -> Version | None:
     """A PEP 440 version, or None when ``text`` is not one."""
+    from packaging.version import InvalidVersion, Version
+
     try:
         return Version(text.strip())
     except InvalidVersion:

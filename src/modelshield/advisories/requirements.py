@@ -13,22 +13,20 @@ from __future__ import annotations
 
 import io
 import json
-import lzma
 import re
 import struct
-import tomllib
-import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
-
-from packaging.requirements import InvalidRequirement, Requirement
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from modelshield.advisories import _protobuf as pb
 from modelshield.advisories.db import normalise
 from modelshield.errors import FormatError
+
+if TYPE_CHECKING:
+    import zipfile
 
 MAX_JSON = 16 * 1024 * 1024
 MAX_SCAN_BYTES = 64 * 1024 * 1024
@@ -107,20 +105,25 @@ def extract(paths: Iterable[str], hints: dict[str, str] | None = None) -> list[M
 
 #: What hostile or broken content can raise out of the metadata readers (zipfile refuses
 #: encrypted-flag members with RuntimeError and unknown methods with NotImplementedError).
-_CONTENT_ERRORS = (
+_BASE_ERRORS: tuple[type[BaseException], ...] = (
     FormatError,
     ValueError,
     KeyError,
     IndexError,
-    zipfile.BadZipFile,
     struct.error,
     EOFError,
     RuntimeError,
     NotImplementedError,
     OverflowError,
     zlib.error,
-    lzma.LZMAError,
 )
+
+
+def _content_errors() -> tuple[type[BaseException], ...]:
+    import lzma
+    import zipfile
+
+    return (*_BASE_ERRORS, zipfile.BadZipFile, lzma.LZMAError)
 
 
 def extract_file(path: Path, hint: str = "") -> ModelFacts | None:
@@ -136,7 +139,7 @@ def extract_file(path: Path, hint: str = "") -> ModelFacts | None:
             try:
                 stream.seek(0)
                 func(stream, path, facts)
-            except _CONTENT_ERRORS as exc:
+            except _content_errors() as exc:
                 facts.error = f"{type(exc).__name__}: {exc}"
             for package in LOADERS.get(facts.kind, ()):
                 facts.need(package, None, "loader", f"loads {facts.kind} files")
@@ -190,6 +193,8 @@ def _read_json(data: bytes, where: str) -> Any:
 
 
 def _zip(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
+    import zipfile
+
     with zipfile.ZipFile(stream) as archive:
         infos = {i.filename: i for i in archive.infolist()[:100_000]}
 
@@ -538,6 +543,8 @@ def _requirements_txt(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
 
 
 def _pyproject(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
+    import tomllib
+
     try:
         data = tomllib.loads(stream.read(MAX_JSON).decode("utf-8", "replace"))
     except tomllib.TOMLDecodeError as exc:
@@ -550,6 +557,8 @@ def _pyproject(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
 
 
 def _requirement(text: str, where: str, facts: ModelFacts) -> None:
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         req = Requirement(text)
     except InvalidRequirement:

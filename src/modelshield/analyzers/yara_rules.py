@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +67,8 @@ def _rule_files(folder: Path) -> list[Path]:
 @lru_cache(maxsize=4)
 def _compiled(user: str) -> Any:
     """Compile the bundled rules and the user's (namespaced per file); raise UsageError on bad rules."""
+    from importlib import resources
+
     yara_x = _module()
     compiler = yara_x.Compiler()
     bundled = resources.files("modelshield.data").joinpath("yara")
