@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
+import inspect
 import json
 import pickle
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from modelshield.cli.main import build_parser, main
 from modelshield.demo import _proto2_call
 
 
@@ -69,11 +73,17 @@ def test_nothing_scannable_exits_3(tmp_path: Path) -> None:
     "args, message",
     [
         (["scan", "/nonexistent/model.pt"], "no such file or folder"),
-        (["scan", "--fail-on", "severe", "x"], "Invalid value"),
-        (["scan", "--jobs", "0", "x"], "Invalid value"),
-        (["scan", "--limit", "max_opcodes", "x"], "NAME=VALUE"),
+        (["scan", "--fail-on", "severe", "x"], "argument --fail-on: invalid choice: 'severe'"),
+        (["scan", "--jobs", "0", "x"], "argument --jobs/-j: must be >= 1, got 0"),
+        (["scan", "-j", "many", "x"], "argument --jobs/-j: expected an integer >= 1, got 'many'"),
+        (["scan", "--timeout", "0", "x"], "argument --timeout: must be >= 0.1, got 0"),
+        (["scan", "--limit", "max_opcodes", "x"], "expected NAME=VALUE, got 'max_opcodes'"),
         (["scan", "--limit", "bogus=1", "x"], "unknown limit"),
-        (["scan", "--bogus-flag", "x"], "No such option"),
+        (["scan", "--bogus-flag", "x"], "unrecognized arguments: --bogus-flag"),
+        (["scan", "--fail", "high", "x"], "unrecognized arguments: --fail"),  # no prefix matching
+        (["scan"], "required: TARGET"),
+        (["verify", "x"], "required: --trust"),
+        (["bogus-command"], "invalid choice: 'bogus-command'"),
     ],
 )
 def test_bad_arguments_exit_2_with_message(args: list[str], message: str, tmp_path: Path) -> None:
@@ -108,6 +118,80 @@ def test_help_and_version() -> None:
     result = run_cli("--help")
     assert result.returncode == 0 and "scan" in result.stdout
     assert run_cli("--version").stdout.startswith("modelshield ")
+
+
+def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Every command path of the parser tree (groups included), e.g. ("policy", "check")."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*path, name)
+                yield from _commands(sub, (*path, name))
+
+
+def _parser_of(path: tuple[str, ...]) -> argparse.ArgumentParser:
+    parser = build_parser()
+    for name in path:
+        parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+    return parser
+
+
+ALL_COMMANDS = list(_commands(build_parser()))
+
+
+def test_every_command_is_registered() -> None:
+    names = {" ".join(path) for path in ALL_COMMANDS}
+    expected = {"scan", "demo", "rules", "env", "advisories info", "advisories lookup", "advisories update"}
+    expected |= {"keygen", "verify", "sign", "card", "detonate", "diff", "weight-stats", "deep-scan"}
+    expected |= {"policy", "policy check", "policy show", "policy init"}
+    assert expected <= names
+
+
+@pytest.mark.parametrize("path", ALL_COMMANDS, ids=" ".join)
+def test_every_command_has_help(path: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*path, "-h"])
+    out = capsys.readouterr().out
+    assert exited.value.code == 0
+    assert out.startswith(f"usage: modelshield {' '.join(path)} ")
+    assert "Show this message and exit." in out
+
+
+@pytest.mark.parametrize("path", ALL_COMMANDS, ids=" ".join)
+def test_every_command_takes_what_its_parser_gives(path: tuple[str, ...]) -> None:
+    # The parsed values are passed as keyword arguments: each dest must be a parameter and back.
+    parser = _parser_of(path)
+    handler = parser.get_default("_handler")
+    if handler is None:  # a group
+        return
+    dests = {a.dest for a in parser._actions if not isinstance(a, argparse._HelpAction)}
+    assert dests == set(inspect.signature(handler).parameters)
+
+
+@pytest.mark.parametrize("group", [(), ("advisories",), ("policy",)], ids=lambda g: " ".join(g) or "modelshield")
+def test_bare_group_prints_its_help_and_exits_2(group: tuple[str, ...]) -> None:
+    result = run_cli(*group)
+    assert result.returncode == 2
+    assert result.stdout.startswith(f"usage: {' '.join(('modelshield', *group))} ")
+    assert "commands:" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_scan_imports_no_cli_framework_pydantic_rich_or_other_commands(samples: dict[str, Path]) -> None:
+    # `modelshield scan` must start fast: no typer/click, and pydantic/rich only when really needed.
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "modelshield", "scan", "--no-progress", str(samples["benign"])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    imported = {
+        line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")
+    }
+    assert {"argparse", "modelshield.scan"} <= imported  # the parse below sees the real import list
+    heavy = {"typer", "click", "pydantic", "rich"}
+    assert sorted(m for m in imported if m.split(".")[0] in heavy) == []
+    assert sorted(m for m in imported if m.startswith("modelshield.cli.cmd_")) == []  # other commands: not needed
 
 
 def test_demo_flags_malicious_and_passes_benign(tmp_path: Path) -> None:

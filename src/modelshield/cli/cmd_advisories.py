@@ -2,58 +2,44 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING
 
-import typer
+from modelshield.cli._args import add_command, add_group
 
-advisories_app = typer.Typer(help="The offline advisory (CVE) database.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from modelshield.cli._args import Commands
 
 OSV_PYPI_EXPORT = "https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip"
 
 
-@advisories_app.command("info")
-def info() -> None:
+def info() -> int:
     """Show the advisory database in use: snapshot date, source, counts per package."""
     from modelshield.advisories.db import load_db, shipped_path, user_path
 
     db = load_db()
     where = user_path() if user_path().is_file() and db.source.startswith("OSV export") else shipped_path()
-    typer.echo(f"snapshot {db.snapshot}; {len(db)} advisories; source: {db.source}; file: {where}")
+    print(f"snapshot {db.snapshot}; {len(db)} advisories; source: {db.source}; file: {where}")
     for package, advisories in sorted(db.packages.items()):
         relevant = sum(a.relevant for a in advisories)
-        typer.echo(f"  {package:24} {len(advisories):4} advisories, {relevant:3} relevant to model loading")
-    raise typer.Exit(0)
+        print(f"  {package:24} {len(advisories):4} advisories, {relevant:3} relevant to model loading")
+    return 0
 
 
-@advisories_app.command("lookup")
-def lookup(
-    package: Annotated[str, typer.Argument(help="PyPI package name, e.g. torch.")],
-    version: Annotated[str, typer.Argument(help="Version to check, e.g. 2.5.1.")],
-) -> None:
+def lookup(package: str, version: str) -> int:
     """List the advisories affecting PACKAGE==VERSION (exit 1 when any)."""
     from modelshield.advisories import Matcher, load_db
 
     matches = Matcher(load_db()).affected(package, version)
     for m in matches:
         flag = "model-loading" if m.advisory.relevant else "other"
-        typer.echo(f"{m.advisory.display_id:18} {flag:13} fixed in {m.fixed_in or '-':10} {m.advisory.summary}")
-    typer.echo(f"{len(matches)} advisories affect {package} {version}", err=True)
-    raise typer.Exit(1 if matches else 0)
+        print(f"{m.advisory.display_id:18} {flag:13} fixed in {m.fixed_in or '-':10} {m.advisory.summary}")
+    print(f"{len(matches)} advisories affect {package} {version}", file=sys.stderr)
+    return 1 if matches else 0
 
 
-@advisories_app.command("update")
-def update(
-    source: Annotated[
-        Path | None, typer.Option("--from", help="OSV export archive (PyPI/all.zip) to import offline.")
-    ] = None,
-    online: Annotated[
-        bool, typer.Option("--online", help="Download the PyPI OSV export first (needs network).")
-    ] = False,
-    output: Annotated[
-        Path | None, typer.Option("--output", help="Write the database here (default: user data dir).")
-    ] = None,
-) -> None:
+def update(source: Path | None, online: bool, output: Path | None) -> int:
     """Refresh the advisory database from an OSV export, keeping the curated relevance flags."""
     import tempfile
 
@@ -73,8 +59,8 @@ def update(
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror}") from None
     clear_cache()
-    typer.echo(f"imported {len(db)} advisories for {len(db.packages)} packages, snapshot {db.snapshot} -> {target}")
-    raise typer.Exit(0)
+    print(f"imported {len(db)} advisories for {len(db.packages)} packages, snapshot {db.snapshot} -> {target}")
+    return 0
 
 
 def _download(dest: Path) -> Path:
@@ -97,7 +83,7 @@ def _download(dest: Path) -> Path:
     return dest
 
 
-def env() -> None:
+def env() -> int:
     """Show the model loaders installed in this Python environment and advisories affecting them."""
     from modelshield.advisories import Matcher, load_db
     from modelshield.advisories.environment import current_environment
@@ -105,18 +91,28 @@ def env() -> None:
     environment = current_environment()
     db = load_db()
     matcher = Matcher(db)
-    typer.echo(f"{environment.origin} (advisory snapshot {db.snapshot})")
+    print(f"{environment.origin} (advisory snapshot {db.snapshot})")
     for package, version in sorted(environment.versions.items()):
         matches = matcher.affected(package, version)
         relevant = [m.advisory.display_id for m in matches if m.advisory.relevant]
         note = (
             f"{len(matches)} advisories ({len(relevant)} model-loading: {', '.join(relevant[:5])})" if matches else "ok"
         )
-        typer.echo(f"  {package:24} {version:16} {note}")
-    raise typer.Exit(0)
+        print(f"  {package:24} {version:16} {note}")
+    return 0
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``advisories`` and ``env`` to the main app."""
-    app.add_typer(advisories_app, name="advisories")
-    app.command("env")(env)
+def register(commands: Commands) -> None:
+    """Add ``env`` and the ``advisories`` group to the CLI."""
+    add_command(commands, "env", env)
+    group = add_group(commands, "advisories", "The offline advisory (CVE) database.")
+    add_command(group, "info", info)
+    parser = add_command(group, "lookup", lookup)
+    parser.add_argument("package", metavar="PACKAGE", help="PyPI package name, e.g. torch.")
+    parser.add_argument("version", metavar="VERSION", help="Version to check, e.g. 2.5.1.")
+    parser = add_command(group, "update", update)
+    parser.add_argument(
+        "--from", dest="source", type=Path, metavar="FILE", help="OSV export archive (PyPI/all.zip) to import offline."
+    )
+    parser.add_argument("--online", action="store_true", help="Download the PyPI OSV export first (needs network).")
+    parser.add_argument("--output", type=Path, metavar="FILE", help="Write the database here (default: user data dir).")

@@ -1,82 +1,38 @@
 """The ``modelshield`` command. Thin: parse -> call the library -> render -> exit code.
 
-Exit codes (one place, here): 0 pass, 1 findings at/above the threshold or policy denied,
+Exit codes (one place, :func:`run`): 0 pass, 1 findings at/above the threshold or policy denied,
 2 error (bad arguments, unreadable target), 3 nothing scannable.
 
-Other command groups live in ``modelshield/cli/cmd_*.py`` modules, each with a
-``register(app)`` function; they are discovered here and must import their heavy parts lazily.
+Other commands live in ``modelshield/cli/cmd_*.py`` modules, each with a ``register(commands)``
+function; they are discovered here by file name. At module level they import only argparse and
+the standard library, so ``modelshield --help`` stays fast; the library is imported inside each
+command.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
-import pkgutil
+import os
 import sys
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
-
-import typer
+from typing import TYPE_CHECKING
 
 from modelshield import __version__
+from modelshield.cli._args import Handler, add_command, add_commands, float_at_least, int_at_least, new_parser
 from modelshield.errors import ModelShieldError, UsageError
+
+if TYPE_CHECKING:
+    from modelshield.cli._args import Commands
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
 EXIT_NOTHING = 3
 
-app = typer.Typer(
-    name="modelshield",
-    help="Zero-trust security gate for AI models: scan model files without ever executing them.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-
-class OutputFormat(StrEnum):
-    """Machine output formats of ``scan``."""
-
-    text = "text"
-    json = "json"
-    sarif = "sarif"
-
-
-class FailOn(StrEnum):
-    """Severities accepted by --fail-on."""
-
-    info = "info"
-    low = "low"
-    medium = "medium"
-    high = "high"
-    critical = "critical"
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"modelshield {__version__}")
-        raise typer.Exit(0)
-
-
-@app.callback()
-def _root(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
-    ] = False,
-) -> None:
-    """Zero-trust security gate for AI models."""
-
-
-def _parse_limits(items: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name or not value:
-            raise UsageError(f"--limit expects NAME=VALUE, got {item!r}", hint="e.g. --limit max_opcodes=100000000")
-        out[name.strip()] = value.strip()
-    return out
+DESCRIPTION = "Zero-trust security gate for AI models: scan model files without ever executing them."
+OUTPUT_FORMATS = ("text", "json", "sarif")
+FAIL_ON = ("info", "low", "medium", "high", "critical")
 
 
 def write_output(text: str, output: Path | None) -> None:
@@ -91,50 +47,37 @@ def write_output(text: str, output: Path | None) -> None:
         raise UsageError(f"cannot write output file {output}: {exc.strerror}", hint="check the folder exists") from None
 
 
-@app.command()
+def _limit_override(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r} (e.g. --limit max_opcodes=100000000)")
+    return name.strip(), value.strip()
+
+
 def scan(
-    targets: Annotated[list[str], typer.Argument(help="Model files, folders (recursive) or archives.")],
-    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Machine output format.")] = OutputFormat.text,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report here, not to stdout.")] = None,
-    fail_on: Annotated[FailOn, typer.Option(help="Lowest severity that makes the scan fail (exit 1).")] = FailOn.medium,
-    exit_zero: Annotated[bool, typer.Option("--exit-zero", help="Exit 0 even when findings fail the scan.")] = False,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Scan files in N isolated worker processes.")] = 1,
-    timeout: Annotated[
-        float | None, typer.Option(min=0.1, help="Per-file time limit in seconds (kills the worker that exceeds it).")
-    ] = None,
-    compute_hashes: Annotated[bool, typer.Option("--hash", help="Compute the SHA-256 of every file.")] = False,
-    limit: Annotated[
-        list[str] | None, typer.Option("--limit", help="Override a parser limit, NAME=VALUE (repeatable).")
-    ] = None,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="Never show a progress bar.")] = False,
-    attest: Annotated[bool, typer.Option("--attest", help="Sign the result into an attestation sidecar.")] = False,
-    key: Annotated[str | None, typer.Option("--key", help="Private key for --attest (modelshield keygen).")] = None,
-    card: Annotated[bool, typer.Option("--card/--no-card", help="With --attest: update the README.md card.")] = True,
-    valid_days: Annotated[float, typer.Option("--valid-days", help="With --attest: days until it expires.")] = 90.0,
-    policy: Annotated[
-        Path | None, typer.Option("--policy", help="Gate the result with this policy file (exit 1 when denied).")
-    ] = None,
-    profile: Annotated[
-        str | None, typer.Option("--profile", help="Risk profile to apply (default: chosen by the policy).")
-    ] = None,
-    env: Annotated[bool, typer.Option("--env", help="Match CVEs against the loaders installed here.")] = False,
-    trust: Annotated[
-        Path | None,
-        typer.Option("--trust", help="With --policy: trust store for the signature/attestation rules."),
-    ] = None,
-    dynamic: Annotated[
-        bool, typer.Option("--dynamic", help="Also load each model in an isolated sandbox and report what it tries.")
-    ] = False,
-    rules: Annotated[
-        list[Path] | None, typer.Option("--rules", help="Also apply the YARA rules (.yar) in this folder (repeatable).")
-    ] = None,
-    reference: Annotated[
-        Path | None, typer.Option("--reference", help="Diff the weights against this trusted base model.")
-    ] = None,
-    deep: Annotated[
-        bool, typer.Option("--deep", help="Trigger reverse-engineering of small image classifiers (torch).")
-    ] = False,
-) -> None:
+    targets: list[str],
+    fmt: str,
+    output: Path | None,
+    fail_on: str,
+    exit_zero: bool,
+    jobs: int,
+    timeout: float | None,
+    compute_hashes: bool,
+    limit: list[tuple[str, str]] | None,
+    no_progress: bool,
+    attest: bool,
+    key: str | None,
+    card: bool,
+    valid_days: float,
+    policy: Path | None,
+    profile: str | None,
+    env: bool,
+    trust: Path | None,
+    dynamic: bool,
+    rules: list[Path] | None,
+    reference: Path | None,
+    deep: bool,
+) -> int:
     """Scan model files statically. Nothing in them is ever executed."""
     from modelshield.cli.progress import make_observer
     from modelshield.limits import Limits
@@ -143,12 +86,12 @@ def scan(
     from modelshield.scan import ScanOptions, Stages, run_pipeline
     from modelshield.types import Severity
 
-    limits = Limits().with_overrides(_parse_limits(limit or []))
+    limits = Limits().with_overrides(dict(limit or []))
     if rules:
         from modelshield.analyzers.yara_rules import use_user_rules
 
         use_user_rules([str(r) for r in rules])
-    options = ScanOptions(limits, Severity.parse(fail_on.value), compute_hashes, jobs, timeout)
+    options = ScanOptions(limits, Severity.parse(fail_on), compute_hashes, jobs, timeout)
     stages = Stages(
         dynamic=dynamic,
         reference=str(reference) if reference is not None else None,
@@ -168,37 +111,30 @@ def scan(
     if outcome.decision is not None:
         from modelshield.policy.engine import render_decision
 
-        typer.echo(render_decision(outcome.decision), err=True)
+        print(render_decision(outcome.decision), file=sys.stderr)
     if outcome.attestation is not None:
         attestation = outcome.attestation
-        typer.echo(f"attestation: {attestation.path} (verdict {attestation.verdict})", err=True)
-    write_output(render(report, fmt.value), output)
-    if fmt is not OutputFormat.text or output is not None:
-        typer.echo(summary_line(report), err=True)
+        print(f"attestation: {attestation.path} (verdict {attestation.verdict})", file=sys.stderr)
+    write_output(render(report, fmt), output)
+    if fmt != "text" or output is not None:
+        print(summary_line(report), file=sys.stderr)
     if outcome.blocking and not exit_zero:
-        raise typer.Exit(EXIT_FINDINGS)
+        return EXIT_FINDINGS
     recognised = [a for a in report.artifacts if a.format not in {"unknown", "empty", "unscanned"}]
     if report.files_scanned == 0 or not recognised:
-        typer.echo("nothing scannable was found in the given targets", err=True)
-        raise typer.Exit(EXIT_NOTHING)
-    raise typer.Exit(EXIT_OK)
+        print("nothing scannable was found in the given targets", file=sys.stderr)
+        return EXIT_NOTHING
+    return EXIT_OK
 
 
-@app.command()
-def demo(
-    keep: Annotated[
-        Path | None, typer.Option(help="Write the samples here and keep them (default: a temp folder).")
-    ] = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Report format.")] = OutputFormat.text,
-) -> None:
+def demo(keep: Path | None, fmt: str) -> int:
     """Build harmless sample models (benign and malicious), scan them and show the report."""
     from modelshield.demo import run_demo
 
-    raise typer.Exit(run_demo(keep, fmt.value))
+    return run_demo(keep, fmt)
 
 
-@app.command()
-def rules() -> None:
+def rules() -> int:
     """List every rule id with its default severity, category and title."""
     from modelshield._discovery import import_all
     from modelshield.rules import all_rules
@@ -207,28 +143,151 @@ def rules() -> None:
     import_all("modelshield.analyzers")
     import_all("modelshield", skip=frozenset({"interface", "cli", "sandbox", "guard", "service", "__main__"}))
     for rule in sorted(all_rules().values(), key=lambda r: r.id):
-        typer.echo(f"{rule.id:32} {rule.severity.label:8} {rule.category.value:15} {rule.title}")
+        print(f"{rule.id:32} {rule.severity.label:8} {rule.category.value:15} {rule.title}")
+    return EXIT_OK
 
 
-def _register_command_modules() -> None:
-    package = Path(__file__).parent
-    for info in pkgutil.iter_modules([str(package)]):
-        if info.name.startswith("cmd_"):
-            importlib.import_module(f"modelshield.cli.{info.name}").register(app)
+def _register_scan(commands: Commands) -> None:
+    parser = add_command(commands, "scan", scan)
+    parser.add_argument("targets", nargs="+", metavar="TARGET", help="Model files, folders (recursive) or archives.")
+    parser.add_argument(
+        "--format", "-f", dest="fmt", choices=OUTPUT_FORMATS, default="text", help="Machine output format."
+    )
+    parser.add_argument("--output", "-o", type=Path, metavar="FILE", help="Write the report here, not to stdout.")
+    parser.add_argument(
+        "--fail-on", choices=FAIL_ON, default="medium", help="Lowest severity that makes the scan fail (exit 1)."
+    )
+    parser.add_argument("--exit-zero", action="store_true", help="Exit 0 even when findings fail the scan.")
+    parser.add_argument(
+        "--jobs", "-j", type=int_at_least(1), default=1, metavar="N", help="Scan files in N isolated worker processes."
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float_at_least(0.1),
+        metavar="SECONDS",
+        help="Per-file time limit in seconds (kills the worker that exceeds it).",
+    )
+    parser.add_argument("--hash", dest="compute_hashes", action="store_true", help="Compute the SHA-256 of every file.")
+    parser.add_argument(
+        "--limit",
+        action="append",
+        type=_limit_override,
+        metavar="NAME=VALUE",
+        help="Override a parser limit, NAME=VALUE (repeatable).",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="Never show a progress bar.")
+    parser.add_argument("--attest", action="store_true", help="Sign the result into an attestation sidecar.")
+    parser.add_argument("--key", metavar="FILE", help="Private key for --attest (modelshield keygen).")
+    parser.add_argument(
+        "--card",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="With --attest: update the README.md card.",
+    )
+    parser.add_argument(
+        "--valid-days", type=float, default=90.0, metavar="DAYS", help="With --attest: days until it expires."
+    )
+    parser.add_argument(
+        "--policy", type=Path, metavar="FILE", help="Gate the result with this policy file (exit 1 when denied)."
+    )
+    parser.add_argument("--profile", metavar="NAME", help="Risk profile to apply (default: chosen by the policy).")
+    parser.add_argument("--env", action="store_true", help="Match CVEs against the loaders installed here.")
+    parser.add_argument(
+        "--trust", type=Path, metavar="PATH", help="With --policy: trust store for the signature/attestation rules."
+    )
+    parser.add_argument(
+        "--dynamic",
+        action="store_true",
+        help="Also load each model in an isolated sandbox and report what it tries.",
+    )
+    parser.add_argument(
+        "--rules",
+        action="append",
+        type=Path,
+        metavar="DIR",
+        help="Also apply the YARA rules (.yar) in this folder (repeatable).",
+    )
+    parser.add_argument(
+        "--reference", type=Path, metavar="MODEL", help="Diff the weights against this trusted base model."
+    )
+    parser.add_argument(
+        "--deep", action="store_true", help="Trigger reverse-engineering of small image classifiers (torch)."
+    )
+
+
+def _register_core(commands: Commands) -> None:
+    _register_scan(commands)
+    parser = add_command(commands, "demo", demo)
+    parser.add_argument(
+        "--keep", type=Path, metavar="DIR", help="Write the samples here and keep them (default: a temp folder)."
+    )
+    parser.add_argument("--format", "-f", dest="fmt", choices=OUTPUT_FORMATS, default="text", help="Report format.")
+    add_command(commands, "rules", rules)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command tree: the core commands here, then every ``cmd_*`` module's.
+
+    ``command`` is the first argument. When it names a core command (``scan``, ...), the rest of
+    the line goes to that command's parser alone, so the ``cmd_*`` modules are not even imported.
+    """
+    parser = new_parser("modelshield", DESCRIPTION)
+    parser.add_argument(
+        "--version", action="version", version=f"modelshield {__version__}", help="Show the version and exit."
+    )
+    commands = add_commands(parser)
+    _register_core(commands)
+    if command in commands.choices:
+        return parser
+    for name in _command_modules():
+        importlib.import_module(f"modelshield.cli.{name}").register(commands)
+    return parser
+
+
+def _command_modules() -> list[str]:
+    # A folder listing, not pkgutil.iter_modules: that imports inspect (~5 ms) on every run.
+    return sorted(path.stem for path in Path(__file__).parent.glob("cmd_*.py"))
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Parse ``argv``, run the command and return its exit code; the one place errors become codes.
+
+    Bad arguments exit 2 through argparse (usage and message on stderr); a bare command group
+    prints its help and returns 2; library errors are printed with their hint and return 2.
+    """
+    try:
+        return _dispatch(argv)
+    except ModelShieldError as exc:
+        print(f"error: {exc.diagnostics()}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        _silence_stdout()  # the reader went away (`| head`); the final flush must not fail again
+        return EXIT_ERROR
+
+
+def _dispatch(argv: list[str] | None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args, unknown = build_parser(argv[0] if argv else None).parse_known_args(argv)
+    command_parser: argparse.ArgumentParser = args._parser
+    if unknown:
+        command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    handler: Handler | None = args._handler
+    if handler is None:  # a bare group (or bare `modelshield`): show what it offers
+        command_parser.print_help()
+        return EXIT_ERROR
+    return handler(**{name: value for name, value in vars(args).items() if not name.startswith("_")})
+
+
+def _silence_stdout() -> None:
+    from contextlib import suppress
+
+    with suppress(OSError, ValueError):  # stdout without a file descriptor (captured): nothing to flush
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the console script: run the app and map errors to exit codes.
-
-    Usage errors (unknown option, bad value) exit 2 through typer; commands end with
-    ``typer.Exit(code)``; library errors are caught here, printed with their hint, and exit 2.
-    """
-    _register_command_modules()
-    try:
-        app(args=argv, prog_name="modelshield")
-    except ModelShieldError as exc:
-        typer.echo(f"error: {exc.diagnostics()}", err=True)
-        sys.exit(EXIT_ERROR)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(EXIT_ERROR)
+    """Entry point of the console script: run the command and exit with its code."""
+    sys.exit(run(argv))
