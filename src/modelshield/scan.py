@@ -86,7 +86,19 @@ def scan_file(blob: Blob, options: ScanOptions) -> list[Artifact]:
     deadline = time.monotonic() + budget
     sha256 = _sha256(blob) if options.compute_hashes and blob.size >= 0 else None
     _scan_blob(blob, options.limits, deadline, artifacts, sha256)
+    if artifacts and not blob.members:
+        artifacts[0] = _with_facts(artifacts[0])
     return artifacts
+
+
+def _with_facts(artifact: Artifact) -> Artifact:
+    """Attach what the file says about the frameworks it needs (read here, in the scanning worker)."""
+    from pathlib import Path
+
+    from modelshield.advisories.requirements import extract_file
+
+    found = extract_file(Path(artifact.path), artifact.format)
+    return dataclasses.replace(artifact, facts=(found,) if found is not None else ())
 
 
 def _sha256(blob: Blob) -> str | None:

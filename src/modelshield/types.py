@@ -142,6 +142,10 @@ class Artifact:
     size: int
     sha256: str | None
     findings: tuple[Finding, ...] = ()
+    #: What the file says about the frameworks it needs (``advisories.requirements.ModelFacts``),
+    #: gathered while the file is scanned (in the worker that scans it) for the vulnerability
+    #: stage: None = not gathered, () = nothing to say. Not part of the report's JSON.
+    facts: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
 
     def verdict(self, fail_on: Severity) -> VerdictKind:
         """Verdict of this artifact alone (see :func:`decide`)."""

@@ -146,6 +146,19 @@ class _Assessor:
         self.matcher = matcher
         self.env = env
         self.detected = detected
+        #: (package, patterns, detected) -> advisories with their pattern: a folder of 2,000
+        #: checkpoints of one kind asks the same question 2,000 times
+        self._pattern_cache: dict[tuple[str, frozenset[str], frozenset[str]], tuple[tuple[Advisory, str], ...]] = {}
+
+    def _patterns(
+        self, package: str, patterns: frozenset[str], detected: frozenset[str]
+    ) -> tuple[tuple[Advisory, str], ...]:
+        key = (package, patterns, detected)
+        found = self._pattern_cache.get(key)
+        if found is None:
+            found = _advisory_patterns(self.matcher.advisories(package), patterns, detected)
+            self._pattern_cache[key] = found
+        return found
 
     def assess(self, facts: ModelFacts) -> list[Finding]:
         best: dict[str, Finding] = {}
@@ -206,10 +219,9 @@ class _Assessor:
         """INFO notes for patterns whose loader version is unknown (nothing installed or recorded)."""
         out = []
         checked = {p for p, _v, _w in self._versions(facts)}
-        for package in {n.package for n in facts.needs} - checked:
-            for adv in self.matcher.advisories(package):
-                pattern = pattern_present(adv, facts, detected)
-                if pattern and adv.id not in done and not adv.withdrawn and adv.fixed_versions:
+        for package in sorted({n.package for n in facts.needs} - checked):
+            for adv, pattern in self._patterns(package, frozenset(facts.patterns), detected):
+                if adv.id not in done:
                     out.append(
                         Finding(
                             PATTERN_ONLY.id,
@@ -225,6 +237,21 @@ class _Assessor:
         return out
 
 
+def _advisory_patterns(
+    advisories: tuple[Advisory, ...], patterns: frozenset[str], detected: frozenset[str]
+) -> tuple[tuple[Advisory, str], ...]:
+    """(advisory, pattern) for the fixed advisories whose exploit pattern is present."""
+    probe = ModelFacts("", "", patterns=set(patterns))
+    out = []
+    for adv in advisories:
+        if adv.withdrawn or not adv.fixed_versions:
+            continue
+        pattern = pattern_present(adv, probe, detected)
+        if pattern:
+            out.append((adv, pattern))
+    return tuple(out)
+
+
 def _detected_cves(report: ScanReport) -> dict[str, frozenset[str]]:
     out: dict[str, set[str]] = {}
     for finding in report.findings:
@@ -235,12 +262,27 @@ def _detected_cves(report: ScanReport) -> dict[str, frozenset[str]]:
     return {k: frozenset(v) for k, v in out.items()}
 
 
+def _facts(report: ScanReport) -> Iterable[ModelFacts]:
+    """Facts gathered during the scan; read now for top-level files that carry none."""
+    seen: set[str] = set()
+    missing: list[str] = []
+    hints: dict[str, str] = {}
+    for artifact in report.artifacts:
+        if artifact.member is not None or artifact.path in seen:
+            continue
+        seen.add(artifact.path)
+        if artifact.facts is None:
+            missing.append(artifact.path)
+            hints[artifact.path] = artifact.format
+        else:
+            yield from artifact.facts
+    yield from extract(missing, hints)
+
+
 def assess(report: ScanReport, environment: Environment | None = None, db: AdvisoryDB | None = None) -> Assessment:
     """Add CVE findings to ``report`` (a new report; the input is frozen) and record the snapshot."""
     db = db or load_db()
-    paths = list(dict.fromkeys(a.path for a in report.artifacts if a.member is None))
-    hints = {a.path: a.format for a in report.artifacts if a.member is None}
-    facts = tuple(extract(paths, hints))
+    facts = tuple(_facts(report))
     assessor = _Assessor(Matcher(db), environment, _detected_cves(report))
     added: dict[str, list[Finding]] = {}
     for item in facts:

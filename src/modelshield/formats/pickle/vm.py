@@ -1234,14 +1234,9 @@ def sniff_pickle(head: bytes, complete: bool) -> bool:
     """
     if not head or ARG_KIND[head[0]] < 0:
         return False
-    if (
-        len(head) > _SHORT_SNIFF
-        and head[0] == CODE["PROTO"]
-        and 2 <= head[1] <= 5
-        and sniff_pickle(head[:_SHORT_SNIFF], False)
-    ):
-        # A PROTO header and a few valid opcodes decide it; the full trial parse of the head only
-        # matters when the short one is unsure (claiming more content as pickle never hides a payload).
+    if head[0] == CODE["PROTO"] and len(head) > 2 and 2 <= head[1] <= 5 and _valid_opcodes(head, 3) >= 3:
+        # A PROTO header and a few well-formed opcodes decide it; the full trial parse of the head only
+        # matters when that is unsure (claiming more content as pickle never hides a payload).
         return True
     budget = Budget(None, _SNIFF_LIMITS)
     vm = PickleVM(ByteWindow(io.BytesIO(head)), budget)
@@ -1261,5 +1256,47 @@ def sniff_pickle(head: bytes, complete: bool) -> bool:
     return truncated and not complete and result.opcode_count >= (1 if proto_first else 8)
 
 
-_SHORT_SNIFF = 64
+_ARG_FIXED = {ArgKind.U1: 1, ArgKind.U2: 2, ArgKind.I4: 4, ArgKind.U4: 4, ArgKind.U8: 8, ArgKind.F8: 8}
+_ARG_SIZED = {
+    ArgKind.BYTES1: (1, "<B"),
+    ArgKind.BYTES4: (4, "<I"),
+    ArgKind.BYTES8: (8, "<Q"),
+    ArgKind.SBYTES4: (4, "<i"),
+}
+
+
+def _valid_opcodes(head: bytes, wanted: int) -> int:
+    """How many well-formed opcodes (known byte, complete argument) open ``head``, up to ``wanted``.
+
+    A structural walk only (no stack or memo semantics): the cheap first test of :func:`sniff_pickle`.
+    """
+    pos, count, end = 0, 0, len(head)
+    while count < wanted and pos < end:
+        kind = ARG_KIND[head[pos]]
+        if kind < 0:
+            break
+        pos += 1
+        arg = ArgKind(kind)
+        if arg in _ARG_FIXED:
+            pos += _ARG_FIXED[arg]
+        elif arg in _ARG_SIZED:
+            width, fmt = _ARG_SIZED[arg]
+            if pos + width > end:
+                break
+            length = struct.unpack_from(fmt, head, pos)[0]
+            if length < 0:
+                break
+            pos += width + length
+        elif arg is ArgKind.LINE or arg is ArgKind.LINE2:
+            for _ in range(1 if arg is ArgKind.LINE else 2):
+                newline = head.find(b"\n", pos)
+                if newline < 0:
+                    return count
+                pos = newline + 1
+        if pos > end:
+            break
+        count += 1
+    return count
+
+
 _SNIFF_LIMITS = Limits(max_opcodes=100_000, max_memo=100_000, max_stack_depth=100_000, max_nesting=10_000)

@@ -35,19 +35,14 @@ from modelshield.formats._containers import (
     raw_lzma1_decoder,
     unsafe_path,
 )
+from modelshield.formats._sniff import sniff_zip
 from modelshield.formats.interface import SNIFF_BYTES, Blob, Reader, ScanContext, register_reader
 from modelshield.formats.zipfmt.parser import (
-    DESCRIPTOR_SIG,
-    EOCD,
-    EOCD_SIG,
     FLAG_DESCRIPTOR,
     FLAG_ENCRYPTED,
     FLAG_STRONG_ENCRYPTION,
-    LOCAL_SIG,
     Entry,
     Layout,
-    central_start,
-    find_eocd,
     parse,
     validate_layout,
 )
@@ -88,8 +83,13 @@ class _Payload:
         """The child blob over these bytes."""
         if self.spool is not None:
             return self.spool.blob(parent, member, format_hint)
+        if self.size <= len(self.head):  # already read whole (small members: data.pkl, configs)
+            return parent.child(member, self.head, format_hint)
         return parent.child_range(member, self.start, self.size, format_hint)
 
+
+#: Archives up to this size are parsed from memory (read once).
+IN_MEMORY_BYTES = 1 << 20
 
 #: Root members of a Keras v3 archive whose cross-check needs both.
 KERAS_PARTS = frozenset({"config.json", "model.weights.h5"})
@@ -104,15 +104,16 @@ class ZipReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """A local header or empty-archive record at the start, or a zip at the end (polyglot)."""
-        if head[:4] in (LOCAL_SIG, EOCD_SIG) or head[:8] == DESCRIPTOR_SIG + LOCAL_SIG:
-            return True
-        return blob.size > EOCD.size and _zip_at_tail(blob)
+        return sniff_zip(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """Parse the archive; yield structure findings, outside data, then every member."""
         budget = Budget(ctx.limits)
         with blob.open() as stream:
             size = stream.seek(0, io.SEEK_END)
+            if size <= IN_MEMORY_BYTES:  # small archives: one read instead of dozens of seeks and reads
+                stream.seek(0)
+                stream = io.BytesIO(stream.read())
             layout = parse(stream, size, ctx.limits)
             validate_layout(layout)
             flavor = pytorch_zip.classify([n for e in layout.entries for n in e.names])
@@ -131,18 +132,6 @@ class ZipReader(Reader):
             from modelshield.tamper.keras_structure import check_keras_archive
 
             yield from check_keras_archive(keras_parts["config.json"], keras_parts["model.weights.h5"], ctx)
-
-
-def _zip_at_tail(blob: Blob) -> bool:
-    """A complete zip ends the blob exactly (data was prepended to it)."""
-    try:
-        with blob.open() as stream:
-            eocd = find_eocd(stream, blob.size)
-            if eocd is None or eocd.end != blob.size or eocd.entries == 0:
-                return False
-            return central_start(stream, eocd) is not None
-    except OSError:
-        return False
 
 
 def _outside_data(layout: Layout, blob: Blob, ctx: ScanContext) -> Iterator[object]:
