@@ -10,7 +10,6 @@ truncated streams are reported with the byte offset, and what was recovered is s
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -18,7 +17,6 @@ from typing import BinaryIO
 from modelshield.errors import FormatError, LimitExceeded
 from modelshield.formats._containers import (
     ARCHIVE_BOMB,
-    DECODE_ERRORS,
     DECODERS,
     TRAILING_DATA,
     Budget,
@@ -28,11 +26,18 @@ from modelshield.formats._containers import (
     first_nonzero,
     iter_range,
 )
+from modelshield.formats._sniff import (
+    BZIP2_MAGIC,
+    GZIP_MAGIC,
+    JOBLIB_ZF_MAGIC,
+    LZ4_MAGIC,
+    XZ_MAGIC,
+    ZF_HEADER,
+    compression_kind,
+    sniff_compressed,
+)
 from modelshield.formats.interface import Blob, Reader, ScanContext, register_reader
 
-#: joblib < 0.10 "ZF" files: b"ZF", the hex length padded to 19 characters, then a zlib stream.
-ZF_HEADER = 21
-_ZF = re.compile(rb"ZF0x[0-9a-fA-F]{1,17}L? *")
 _EXTENSIONS = {
     ".gz": "",
     ".gzip": "",
@@ -59,55 +64,21 @@ class Wrapper:
     multi_stream: bool = False
 
 
-GZIP = Wrapper("gzip", "gzip", b"\x1f\x8b\x08", multi_stream=True)
-BZIP2 = Wrapper("bzip2", "bzip2", b"BZh", multi_stream=True)
-XZ = Wrapper("xz", "xz", b"\xfd7zXZ\x00", multi_stream=True)
-LZ4 = Wrapper("lz4", "lz4", b"\x04\x22\x4d\x18", multi_stream=True)
+GZIP = Wrapper("gzip", "gzip", GZIP_MAGIC, multi_stream=True)
+BZIP2 = Wrapper("bzip2", "bzip2", BZIP2_MAGIC, multi_stream=True)
+XZ = Wrapper("xz", "xz", XZ_MAGIC, multi_stream=True)
+LZ4 = Wrapper("lz4", "lz4", LZ4_MAGIC, multi_stream=True)
 LZMA = Wrapper("lzma", "lzma-alone")
 ZLIB = Wrapper("zlib", "zlib")
-JOBLIB_ZF = Wrapper("joblib-zf", "zlib", b"ZF", skip=ZF_HEADER)
+JOBLIB_ZF = Wrapper("joblib-zf", "zlib", JOBLIB_ZF_MAGIC, skip=ZF_HEADER)
+#: By the names :func:`~modelshield.formats._sniff.compression_kind` returns.
+_BY_NAME = {w.name: w for w in (GZIP, BZIP2, XZ, LZ4, LZMA, ZLIB, JOBLIB_ZF)}
 
 
 def identify(head: bytes) -> Wrapper | None:
     """The wrapper format of ``head``, or None (weak magics are confirmed by trial decoding)."""
-    if head.startswith(GZIP.magic) or head.startswith(XZ.magic) or head.startswith(LZ4.magic):
-        return GZIP if head[0] == 0x1F else XZ if head[0] == 0xFD else LZ4
-    if head[:3] == BZIP2.magic and head[3:4] in b"123456789" and head[4:10] in (b"1AY&SY", b"\x17rE8P\x90"):
-        return BZIP2
-    if _ZF.fullmatch(head[:ZF_HEADER]) and _decodes(ZLIB, head[ZF_HEADER:]):
-        return JOBLIB_ZF
-    if _plausible_lzma_alone(head) and _decodes(LZMA, head):
-        return LZMA
-    if _plausible_zlib(head) and _decodes(ZLIB, head):
-        return ZLIB
-    return None
-
-
-def _plausible_zlib(head: bytes) -> bool:
-    return (
-        len(head) >= 3
-        and head[0] & 0x0F == 8
-        and head[0] >> 4 <= 7
-        and (head[0] << 8 | head[1]) % 31 == 0
-        and not head[1] & 0x20
-    )
-
-
-def _plausible_lzma_alone(head: bytes) -> bool:
-    if len(head) < 14 or head[0] >= 225:
-        return False
-    dict_size = int.from_bytes(head[1:5], "little")
-    declared = int.from_bytes(head[5:13], "little")
-    power = dict_size & (dict_size - 1) == 0 or (dict_size // 3) & (dict_size // 3 - 1) == 0 and dict_size % 3 == 0
-    return dict_size >= 4096 and power and (declared == 2**64 - 1 or declared < 2**48)
-
-
-def _decodes(wrapper: Wrapper, data: bytes) -> bool:
-    try:
-        DECODERS[wrapper.decoder]().decompress(data, 256)
-    except DECODE_ERRORS:
-        return False
-    return True
+    kind = compression_kind(head)
+    return None if kind is None else _BY_NAME[kind]
 
 
 def inner_name(name: str) -> str:
@@ -127,7 +98,7 @@ class CompressedReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """Magic bytes of a supported compressor (weak ones confirmed by trial decoding)."""
-        return identify(head) is not None
+        return sniff_compressed(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """Decompress with bounded output; yield the content, problems, and trailing data."""

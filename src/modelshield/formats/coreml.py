@@ -8,13 +8,15 @@ inspect. Pipelines are walked recursively. Weights are skipped, never read into 
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Iterator
 
-from modelshield.errors import FormatError, LimitExceeded
+from modelshield.errors import LimitExceeded
 from modelshield.formats import _protobuf as pb
 from modelshield.formats._cursor import Cursor
+from modelshield.formats._sniff import COREML_TYPE_FIELDS as MODEL_TYPE_FIELDS
+from modelshield.formats._sniff import looks_like_coreml as looks_like_coreml
+from modelshield.formats._sniff import sniff_coreml
 from modelshield.formats.interface import Blob, Reader, ScanContext, register_reader
 from modelshield.rules import rule
 from modelshield.types import Category, Severity
@@ -54,33 +56,9 @@ OPAQUE = rule(
     "so it was not analysed.",
 )
 
-MODEL_TYPE_FIELDS = frozenset(range(200, 3001))
 PIPELINE_FIELDS = {200: True, 201: True, 202: False}  # field -> wrapped in a PipelineClassifier/Regressor
 NETWORK_FIELDS = frozenset({303, 403, 500})  # NeuralNetworkRegressor / Classifier / NeuralNetwork
 MAX_DEPTH = 16
-MAX_SPEC_VERSION = 64
-
-
-def looks_like_coreml(head: bytes, size: int, name: str) -> bool:
-    """``specificationVersion`` (field 1) first, then description/type fields; ``.mlmodel`` breaks ties."""
-    cur = Cursor(io.BytesIO(head), len(head), "coreml sniff")
-    seen_type = False
-    try:
-        for count, (number, wire) in enumerate(pb.fields(cur, len(head))):
-            if count == 0 and (number != 1 or wire != pb.VARINT or not 1 <= cur.varint() <= MAX_SPEC_VERSION):
-                return False
-            if count == 0:
-                continue
-            if number == 2 and wire == pb.LEN or number == 10 and wire == pb.VARINT:
-                pb.skip(cur, wire, size)
-            elif number in MODEL_TYPE_FIELDS and wire == pb.LEN:
-                seen_type = True
-                break
-            else:
-                return False
-    except FormatError:  # the head ends mid-field: judge what was seen
-        return seen_type or (cur.pos >= len(head) and name.lower().endswith(".mlmodel"))
-    return seen_type or name.lower().endswith(".mlmodel")
 
 
 @register_reader
@@ -92,7 +70,7 @@ class CoreMLReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """A Core ML ModelProto prefix."""
-        return looks_like_coreml(head, max(blob.size, len(head)), blob.name)
+        return sniff_coreml(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """Walk the model (and nested pipeline models); yield findings."""

@@ -11,14 +11,13 @@ it on small content to look for EICAR, embedded executables and the bundled YARA
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
 
-from modelshield.formats.interface import Blob, Reader, ScanContext, readers, register_reader
+from modelshield.formats._sniff import EICAR, executable_kind, shebang_line, sniff_eicar, sniff_executable
+from modelshield.formats.interface import Blob, Reader, ScanContext, detect, register_reader
 from modelshield.rules import rule
 from modelshield.types import Category, Finding, Severity
 
-EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 #: Content up to this size is read whole for the generic checks (EICAR, YARA).
 GENERIC_SCAN_MAX = 16 * 1024 * 1024
 _CHUNK = 1 << 20
@@ -53,41 +52,6 @@ SCRIPT = rule(
     "Review the script before anything runs it, or remove it from the model.",
     ("CWE-506",),
 )
-
-_MACHO = {
-    b"\xfe\xed\xfa\xce": "Mach-O 32-bit",
-    b"\xfe\xed\xfa\xcf": "Mach-O 64-bit",
-    b"\xce\xfa\xed\xfe": "Mach-O 32-bit",
-    b"\xcf\xfa\xed\xfe": "Mach-O 64-bit",
-}
-
-
-def executable_kind(head: bytes) -> str | None:
-    """Name of the executable format ``head`` starts with (ELF, PE, Mach-O), or None."""
-    if head.startswith(b"\x7fELF") and len(head) >= 5 and head[4] in (1, 2):
-        return "ELF " + ("64-bit" if head[4] == 2 else "32-bit")
-    if head.startswith(b"MZ") and len(head) >= 0x40:
-        (pe_offset,) = struct.unpack_from("<I", head, 0x3C)
-        if pe_offset + 4 <= len(head) and head[pe_offset : pe_offset + 4] == b"PE\0\0":
-            return "PE (Windows executable)"
-        return None
-    if head[:4] in _MACHO:
-        return _MACHO[head[:4]]
-    if head.startswith(b"\xca\xfe\xba\xbe") and len(head) >= 8:
-        (count,) = struct.unpack_from(">I", head, 4)
-        if 0 < count <= 32:
-            return "Mach-O universal binary"
-    return None
-
-
-def shebang_line(head: bytes) -> str | None:
-    """The interpreter line of a ``#!`` script (``#!/...`` or ``#! /...``), or None."""
-    if not head.startswith(b"#!"):
-        return None
-    line = head.split(b"\n", 1)[0][2:].strip()
-    if not line.startswith(b"/") or len(line) > 256:
-        return None
-    return line.decode("utf-8", "replace")
 
 
 def read_small(blob: Blob, limit: int = GENERIC_SCAN_MAX) -> bytes | None:
@@ -135,10 +99,7 @@ def generic_findings(data: bytes, ctx: ScanContext, *, executables: bool = True)
 
 
 def _next_reader(skip: Reader, head: bytes, blob: Blob) -> Reader | None:
-    for reader in readers():
-        if reader is not skip and reader.priority < skip.priority and reader.sniff(head, blob):
-            return reader
-    return None
+    return detect(blob, head, below=skip.priority)
 
 
 @register_reader
@@ -150,7 +111,7 @@ class EicarReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """The EICAR string in the first bytes (the whole blob when it is small)."""
-        return EICAR in head
+        return sniff_eicar(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """One critical finding per occurrence, then the next matching reader's output."""
@@ -176,10 +137,7 @@ class ExecutableReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """A native executable header or a shebang line that is not a Python script."""
-        if executable_kind(head):
-            return True
-        line = shebang_line(head)
-        return line is not None and "python" not in line
+        return sniff_executable(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """One high finding naming the executable kind; scripts are also checked for EICAR/YARA."""

@@ -18,11 +18,12 @@ from typing import BinaryIO
 
 from modelshield.errors import FormatError
 from modelshield.formats._cursor import Cursor
+from modelshield.formats._sniff import GGUF_MAGIC as MAGIC
+from modelshield.formats._sniff import sniff_gguf
 from modelshield.formats.interface import Blob, Reader, ScanContext, register_reader
 from modelshield.rules import rule
 from modelshield.types import Category, Severity
 
-MAGIC = b"GGUF"
 GGML_MAX_DIMS = 4
 DEFAULT_ALIGNMENT = 32
 MAX_ALIGNMENT = 1 << 20
@@ -472,7 +473,7 @@ class GGUFReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """The ``GGUF`` magic."""
-        return head[:4] == MAGIC
+        return sniff_gguf(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """Parse the header; report impossible numbers, analyse chat templates, scan trailing bytes."""

@@ -22,13 +22,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from modelshield.errors import FormatError, LimitExceeded
+from modelshield.formats._sniff import sniff_json, sniff_lfs_pointer, sniff_yaml
 from modelshield.formats.executables import generic_findings
 from modelshield.formats.interface import Blob, Reader, ScanContext, register_reader
 from modelshield.formats.keras import keras_config_findings, looks_like_keras_config
 from modelshield.rules import rule
 from modelshield.types import Category, Finding, Severity
 
-LFS_MAGIC = b"version https://git-lfs.github.com/spec/v1"
 _SECURITY_KEYS = frozenset(
     {"auto_map", "chat_template", "class_name", "module", "registered_name", "config", "custom_pipelines", "type"}
 )
@@ -113,7 +113,7 @@ class LfsPointerReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """The LFS spec line first."""
-        return head.startswith(LFS_MAGIC)
+        return sniff_lfs_pointer(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """One coverage finding with the pointer's oid and size."""
@@ -155,12 +155,7 @@ class JsonConfigReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """Text starting with '{' or '['."""
-        body = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-        if b"\0" in head or body[:1] not in (b"{", b"["):
-            return False
-        after = body[1:].lstrip(b" \t\r\n")[:1]
-        allowed = b'"}' if body[:1] == b"{" else b'{["]-0123456789tfn'
-        return not after or after in allowed
+        return sniff_json(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """Parse, dispatch on content, then the generic checks over the bytes."""
@@ -298,7 +293,6 @@ def _pickle_beside_safetensors(blob: Blob, ctx: ScanContext) -> Iterator[Finding
 
 # ---------------------------------------------------------------- YAML: MLflow MLmodel, NeMo/Hydra
 
-_YAML_NAMES = re.compile(r"(^MLmodel$|\.ya?ml$)")
 _TARGET_OK = re.compile(r"^(nemo|nemo_text_processing|torch|omegaconf|hydra|lightning|pytorch_lightning)\.")
 
 
@@ -311,7 +305,7 @@ class YamlConfigReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """A YAML-named text file (the content is validated by parsing it)."""
-        return bool(_YAML_NAMES.search(blob.name)) and b"\0" not in head and not head.startswith(b"{")
+        return sniff_yaml(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """Parse with yaml.safe_load (no object construction), then judge loaders and targets."""

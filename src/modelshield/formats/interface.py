@@ -13,17 +13,21 @@ Readers never execute what they read.
 
 from __future__ import annotations
 
+import importlib
 import io
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, ClassVar
+from typing import TYPE_CHECKING, BinaryIO, ClassVar
 
 from modelshield.errors import LimitExceeded
 from modelshield.limits import Limits
 from modelshield.rules import get_rule
 from modelshield.types import Finding, Location, Severity
+
+if TYPE_CHECKING:
+    from modelshield.formats._sniff import Entry
 
 SNIFF_BYTES = 4096
 
@@ -142,6 +146,9 @@ class ScanContext:
     limits: Limits
     deadline: float = field(default_factory=lambda: float("inf"))
     format: str = ""
+    #: What a reader learned about the frameworks the file needs (``advisories.requirements.ModelFacts``),
+    #: so the vulnerability stage need not read the file again; None when the reader had nothing.
+    facts: object = None
 
     def location(
         self, offset: int | None = None, detail: str | None = None, opcode_index: int | None = None
@@ -182,7 +189,12 @@ class ScanContext:
 
 
 class Reader(ABC):
-    """A format reader. Subclasses register themselves with :func:`register_reader`."""
+    """A format reader. Subclasses register themselves with :func:`register_reader`.
+
+    Built-in readers are also listed in :data:`modelshield.formats._sniff.CATALOG`, and their
+    ``sniff`` calls the content test kept there, so detection imports a reader module only when
+    the bytes are for it. Readers registered outside the catalog (plug-ins) are asked directly.
+    """
 
     #: Format name shown in reports (e.g. ``pickle``, ``pytorch-zip``).
     name: ClassVar[str]
@@ -203,28 +215,82 @@ class Reader(ABC):
 
 
 _READERS: list[Reader] = []
+_BY_CLASS: dict[tuple[str, str], Reader] = {}
+#: Detection steps, rebuilt when readers register: (registered count, steps). A step is a catalog
+#: entry (its module imported on demand) or a reader registered outside the catalog (plug-ins).
+_plan: tuple[int, tuple[Entry | Reader, ...]] | None = None
 
 
 def register_reader(cls: type[Reader]) -> type[Reader]:
-    """Class decorator: add a reader to the registry (kept sorted by priority)."""
-    _READERS.append(cls())
-    _READERS.sort(key=lambda r: -r.priority)
+    """Class decorator: add a reader to the registry."""
+    reader = cls()
+    _READERS.append(reader)
+    _BY_CLASS[(cls.__module__, cls.__qualname__)] = reader
     return cls
 
 
+def _steps() -> tuple[Entry | Reader, ...]:
+    """Catalog entries and uncatalogued registered readers by priority; ties: catalog order, then registration."""
+    global _plan
+    if _plan is None:  # first detection: plug-ins register now (when enabled)
+        from modelshield.formats import load_plugins
+
+        load_plugins()
+    if _plan is None or _plan[0] != len(_READERS):
+        from modelshield.formats._sniff import CATALOG
+
+        catalogued = {(entry.module, entry.reader) for entry in CATALOG}
+        steps: list[Entry | Reader] = [*CATALOG, *(r for r in _READERS if _key(r) not in catalogued)]
+        steps.sort(key=lambda step: -step.priority)  # stable
+        _plan = (len(_READERS), tuple(steps))
+    return _plan[1]
+
+
+def _key(reader: Reader) -> tuple[str, str]:
+    return type(reader).__module__, type(reader).__qualname__
+
+
+def _catalogued(entry: Entry) -> Reader:
+    """The registered instance of a catalog entry's reader (its module is imported on first use)."""
+    reader = _BY_CLASS.get((entry.module, entry.reader))
+    if reader is None:
+        importlib.import_module(entry.module)
+        reader = _BY_CLASS.get((entry.module, entry.reader))
+    if reader is None:
+        raise RuntimeError(
+            f"importing {entry.module} registered no reader {entry.reader}; "
+            "fix CATALOG in modelshield/formats/_sniff.py to match the module"
+        )
+    return reader
+
+
 def readers() -> list[Reader]:
-    """Registered readers, highest priority first (built-ins loaded on first call)."""
+    """Every registered reader in detection order (imports all built-in reader modules and plug-ins)."""
     from modelshield.formats import load_builtin_readers
 
     load_builtin_readers()
-    return list(_READERS)
+    return [step if isinstance(step, Reader) else _catalogued(step) for step in _steps()]
 
 
-def detect(blob: Blob, head: bytes | None = None) -> Reader | None:
-    """The first reader whose ``sniff`` accepts the blob's content, or None."""
+def detect(blob: Blob, head: bytes | None = None, *, below: int | None = None) -> Reader | None:
+    """The first reader, by priority, that accepts the blob's content, or None.
+
+    Only the modules of readers whose catalogued content test passes are imported (see
+    :mod:`modelshield.formats._sniff`). ``below`` skips readers of that priority or higher (a
+    reader that handles a blob partly asks who reads the rest).
+    """
     if head is None:
         head = blob.head()
-    for reader in readers():
-        if reader.sniff(head, blob):
-            return reader
+    for step in _steps():
+        if below is not None and step.priority >= below:
+            continue
+        if isinstance(step, Reader):
+            if step.sniff(head, blob):
+                return step
+        elif step.test is None:
+            reader = _catalogued(step)
+            if reader.sniff(head, blob):
+                return reader
+        elif step.test(head, blob):
+            return _catalogued(step)
     return None

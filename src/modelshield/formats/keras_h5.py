@@ -20,13 +20,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from modelshield.errors import FormatError
+from modelshield.formats._sniff import sniff_hdf5
 from modelshield.formats.interface import Blob, Reader, ScanContext, register_reader
 from modelshield.formats.keras import keras_config_findings, looks_like_keras_config
 from modelshield.rules import rule
 from modelshield.types import Category, Severity
 
-HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-_SUPERBLOCK_OFFSETS = (0, 512, 1024, 2048)
 #: A dataset declaring more than this many bytes (and far more than the file holds) is a bomb.
 BOMB_BYTES = 16 * 1024**3
 MAX_H5_OBJECTS = 200_000
@@ -63,14 +62,6 @@ NO_H5PY = rule(
 )
 
 
-def hdf5_offset(head: bytes) -> int | None:
-    """Offset of the HDF5 superblock signature (0 or a user-block size), or None."""
-    for offset in _SUPERBLOCK_OFFSETS:
-        if head[offset : offset + 8] == HDF5_MAGIC:
-            return offset
-    return None
-
-
 @register_reader
 class Hdf5Reader(Reader):
     """Legacy Keras H5 models and HDF5 weight files."""
@@ -80,7 +71,7 @@ class Hdf5Reader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """HDF5 signature at 0 or at a user-block boundary."""
-        return hdf5_offset(head) is not None
+        return sniff_hdf5(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """Judge the root configs and the HDF5 links and datasets."""

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from modelshield.errors import FormatError
+from modelshield.formats._sniff import NPY_MAGIC as MAGIC
+from modelshield.formats._sniff import sniff_numpy
 from modelshield.formats.interface import Blob, Reader, ScanContext, register_reader
 from modelshield.formats.pickle.vm import TRAILING_DATA, iter_pickle_streams
 from modelshield.rules import rule
 from modelshield.types import Category, Severity
 
-MAGIC = b"\x93NUMPY"
 #: numpy itself refuses headers above 10000 bytes unless told otherwise; allow some slack.
 MAX_HEADER = 1 << 20
 _TYPESTR = re.compile(r"^[<>|=]?([a-zA-Z?])(\d*)(?:\[[a-zA-Z0-9]+\])?$")
@@ -138,7 +139,7 @@ class NpyReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """The ``\\x93NUMPY`` magic."""
-        return head.startswith(MAGIC)
+        return sniff_numpy(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """Check the header and body size; analyse the pickle body of object arrays."""

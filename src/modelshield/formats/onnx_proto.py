@@ -20,6 +20,8 @@ from typing import BinaryIO
 from modelshield.errors import LimitExceeded
 from modelshield.formats import _protobuf as pb
 from modelshield.formats._cursor import Cursor
+from modelshield.formats._sniff import looks_like_onnx as looks_like_onnx
+from modelshield.formats._sniff import sniff_onnx
 from modelshield.formats.interface import Blob, Reader, ScanContext, register_reader
 from modelshield.rules import rule
 from modelshield.types import Category, Severity
@@ -434,62 +436,6 @@ class _Decoder:
 
 
 # ---------------------------------------------------------------------------------------------
-# Sniffing: protobuf has no magic, so the first fields must decode as a plausible ModelProto.
-
-_MODEL_FIELDS = {1: pb.VARINT, 2: pb.LEN, 3: pb.LEN, 4: pb.LEN, 5: pb.VARINT, 6: pb.LEN, 7: pb.LEN, 8: pb.LEN}
-_MODEL_FIELDS_LATE = {14: pb.LEN, 20: pb.LEN, 25: pb.LEN, 26: pb.LEN}
-
-
-def looks_like_onnx(head: bytes, size: int, name: str = "") -> bool:
-    """True when ``head`` starts like a serialized ModelProto (the ``.onnx`` extension only breaks ties)."""
-    seen: list[int] = []
-    i = 0
-    while i < len(head) and len(seen) < 16:
-        key, i = _head_varint(head, i)
-        if key is None:
-            break
-        number, wire = key >> 3, key & 7
-        if _MODEL_FIELDS.get(number, _MODEL_FIELDS_LATE.get(number)) != wire:
-            return False
-        value, i = _head_varint(head, i)
-        if value is None:
-            break
-        seen.append(number)
-        if wire == pb.VARINT:
-            if number == 1 and not 1 <= value <= 64:
-                return False
-            continue
-        if value > size - i:  # truncated: only a .onnx file is then claimed (to report it as broken)
-            return bool(seen) and seen[0] == 1 and name.lower().endswith(".onnx")
-        if number in (2, 3, 4) and (i + value > len(head) or not _is_text(head[i : i + value])):
-            return False
-        i += value
-    if not seen:
-        return False
-    if name.lower().endswith(".onnx"):
-        return True
-    return seen[0] == 1 and len(seen) >= 2 and any(n in (7, 8) for n in seen)
-
-
-def _head_varint(data: bytes, i: int) -> tuple[int | None, int]:
-    result = shift = 0
-    for j in range(i, min(len(data), i + 10)):
-        result |= (data[j] & 0x7F) << shift
-        if data[j] < 0x80:
-            return result, j + 1
-        shift += 7
-    return None, i
-
-
-def _is_text(data: bytes) -> bool:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return text.isprintable()
-
-
-# ---------------------------------------------------------------------------------------------
 # The reader: decode, then judge.
 
 
@@ -504,7 +450,7 @@ class OnnxReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """Leading fields decode as a ModelProto."""
-        return looks_like_onnx(head, blob.size, blob.name)
+        return sniff_onnx(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """Decode the model without payloads and yield findings."""

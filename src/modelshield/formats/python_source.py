@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from modelshield.errors import FormatError, LimitExceeded
+from modelshield.formats._sniff import sniff_python_source
 from modelshield.formats.executables import generic_findings
 from modelshield.formats.interface import Blob, Reader, ScanContext, register_reader
 
 MAX_SOURCE_BYTES = 8 * 1024 * 1024
-_SUFFIXES = (".py", ".pyw", ".pyi")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +55,7 @@ class PythonSourceReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """A Python file name or a python shebang, and text (no NUL)."""
-        if b"\0" in head:
-            return False
-        first = head.split(b"\n", 1)[0]
-        return blob.name.endswith(_SUFFIXES) or (first.startswith(b"#!") and b"python" in first)
+        return sniff_python_source(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """Yield the parsed source for the code review, then the generic checks."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from modelshield.errors import FormatError, LimitExceeded
+from modelshield.formats._sniff import sniff_safetensors, sniff_safetensors_index
 from modelshield.formats.interface import Blob, Reader, ScanContext, register_reader
 from modelshield.limits import Limits
 from modelshield.rules import rule
@@ -275,13 +276,6 @@ def uncovered_ranges(header: SafetensorsHeader, file_size: int) -> list[tuple[in
     return [(header.data_offset + a, header.data_offset + b) for a, b in ranges]
 
 
-def _looks_like_safetensors(head: bytes) -> bool:
-    if len(head) < 9:
-        return False
-    (length,) = struct.unpack_from("<Q", head)
-    return 2 <= length < 1 << 48 and head[8:].lstrip(b" \t\r\n")[:1] == b"{"
-
-
 @register_reader
 class SafetensorsReader(Reader):
     """Validates a safetensors header and scans bytes no tensor covers."""
@@ -291,7 +285,7 @@ class SafetensorsReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """A plausible 8-byte length followed by a JSON object."""
-        return _looks_like_safetensors(head)
+        return sniff_safetensors(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """Parse the header, report defects, yield uncovered byte ranges as child blobs."""
@@ -340,13 +334,6 @@ class SafetensorsReader(Reader):
 # Sharded checkpoints: model.safetensors.index.json
 
 
-def _looks_like_index(head: bytes, blob: Blob) -> bool:
-    text = head.lstrip()
-    if not text.startswith(b"{"):
-        return False
-    return b'"weight_map"' in head or blob.name.endswith(".safetensors.index.json")
-
-
 @register_reader
 class SafetensorsIndexReader(Reader):
     """Checks a sharded checkpoint index against the shard files next to it."""
@@ -356,7 +343,7 @@ class SafetensorsIndexReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """A JSON object with a ``weight_map`` (or the conventional file name and a JSON object)."""
-        return _looks_like_index(head, blob)
+        return sniff_safetensors_index(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """Parse the index; when it is a file on disk, compare it with the shard headers."""

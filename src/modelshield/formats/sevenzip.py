@@ -29,12 +29,12 @@ from modelshield.formats._containers import (
     unsafe_link,
     unsafe_path,
 )
+from modelshield.formats._sniff import sniff_7z
 from modelshield.formats.interface import Blob, Reader, ScanContext, register_reader
 
 if TYPE_CHECKING:
     from py7zr.io import Py7zIO, WriterFactory
 
-MAGIC = b"7z\xbc\xaf\x27\x1c"
 #: Signature header: magic, version, CRC, then next-header offset, size and CRC.
 START_HEADER = struct.Struct("<6s2sIQQI")
 START_HEADER_TAIL = struct.Struct("<QQI")
@@ -72,7 +72,7 @@ class SevenZipReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """The 7z signature."""
-        return head.startswith(MAGIC)
+        return sniff_7z(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """List members, report unsafe ones, decompress the rest into child blobs."""

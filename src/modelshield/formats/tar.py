@@ -23,27 +23,14 @@ from modelshield.formats._containers import (
     unsafe_link,
     unsafe_path,
 )
+from modelshield.formats._sniff import TAR_BLOCK as BLOCK
+from modelshield.formats._sniff import sniff_tar
 from modelshield.formats.interface import Blob, Reader, ScanContext, register_reader
 from modelshield.types import Finding
 
-BLOCK = 512
 LEGACY_TORCH_MEMBERS = frozenset({"sys_info", "pickle", "storages", "tensors"})
 #: What tarfile raises on malformed headers (it has no single error base for all of them).
 TAR_ERRORS: tuple[type[BaseException], ...] = (tarfile.TarError, EOFError, ValueError, UnicodeError, OverflowError)
-
-
-def header_checksum_ok(block: bytes) -> bool:
-    """True when ``block`` is a tar header whose checksum field matches its bytes."""
-    if len(block) < BLOCK or block[:BLOCK].count(0) == BLOCK:
-        return False
-    field = block[148:156].split(b"\0", 1)[0].strip()
-    try:
-        recorded = int(field, 8)
-    except ValueError:
-        return False
-    unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:BLOCK])
-    signed = unsigned - sum(256 for b in (*block[:148], *block[156:BLOCK]) if b > 127)
-    return recorded in (unsigned, signed)
 
 
 @register_reader
@@ -55,7 +42,7 @@ class TarReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """A first block that is a tar header with a valid checksum."""
-        return header_checksum_ok(head)
+        return sniff_tar(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """List headers; yield link/path findings, regular members, then trailing data."""

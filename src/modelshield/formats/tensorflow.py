@@ -19,6 +19,16 @@ from dataclasses import dataclass, field
 from modelshield.errors import FormatError, LimitExceeded
 from modelshield.formats import _protobuf as pb
 from modelshield.formats._cursor import Cursor
+from modelshield.formats._sniff import looks_like_graph_def as looks_like_graph_def
+from modelshield.formats._sniff import looks_like_saved_model as looks_like_saved_model
+from modelshield.formats._sniff import (
+    sniff_graph_def,
+    sniff_keras_metadata,
+    sniff_saved_model,
+    sniff_tf_checkpoint_data,
+    sniff_tf_checkpoint_index,
+    sniff_tf_fingerprint,
+)
 from modelshield.formats._tf_ops import TF_OPS
 from modelshield.formats.interface import Blob, Reader, ScanContext, register_reader
 from modelshield.formats.keras import keras_config_findings
@@ -312,50 +322,6 @@ def _judge_op(
         yield ctx.finding(CUSTOM_OP.id, f"non-standard op {op!r} ({count})", evidence=_examples(nodes))
 
 
-# ---------------------------------------------------------------------------- sniffing
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while pos < len(data) and shift < 64:
-        byte = data[pos]
-        value |= (byte & 0x7F) << shift
-        pos += 1
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-    return -1, pos
-
-
-def looks_like_saved_model(head: bytes) -> bool:
-    """``saved_model_schema_version = 1`` then a MetaGraphDef starting with its MetaInfoDef."""
-    if not head.startswith(b"\x08\x01\x12"):
-        return False
-    size, pos = _varint(head, 3)
-    return size > 0 and head[pos : pos + 1] == b"\x0a"
-
-
-_IDENT = re.compile(rb"^[A-Za-z_][A-Za-z0-9_>.\-]*$")
-
-
-def looks_like_graph_def(head: bytes) -> bool:
-    """A first NodeDef with a printable name and an identifier-like op."""
-    if not head.startswith(b"\x0a"):
-        return False
-    _size, pos = _varint(head, 1)
-    if head[pos : pos + 1] != b"\x0a":
-        return False
-    name_len, pos = _varint(head, pos + 1)
-    if not 0 < name_len <= 1024 or pos + name_len + 2 > len(head):
-        return False
-    name = head[pos : pos + name_len]
-    pos += name_len
-    if head[pos : pos + 1] != b"\x12" or not name.isascii():
-        return False
-    op_len, pos = _varint(head, pos + 1)
-    return 0 < op_len <= 256 and bool(_IDENT.match(head[pos : pos + op_len]))
-
-
 @register_reader
 class SavedModelReader(Reader):
     """``saved_model.pb``: every MetaGraph, graph and function library."""
@@ -365,7 +331,7 @@ class SavedModelReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """SavedModel wire layout."""
-        return looks_like_saved_model(head)
+        return sniff_saved_model(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """Decode and judge every op."""
@@ -381,7 +347,7 @@ class GraphDefReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """GraphDef wire layout (a NodeDef first)."""
-        return looks_like_graph_def(head)
+        return sniff_graph_def(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """Decode and judge every op."""
@@ -397,7 +363,7 @@ class KerasMetadataReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """Repeated SavedObject messages with tf.keras identifiers."""
-        return head.startswith(b"\x0a") and b"_tf_keras_" in head
+        return sniff_keras_metadata(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """Judge each layer's metadata as a Keras config."""
@@ -436,45 +402,12 @@ class FingerprintReader(Reader):
     priority = 28
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
-        """A small message of varint fields 1-5, a VersionDef (6) and a UUID (7), parsed whole.
-
-        That shape has no magic and fits other tiny protobufs (an ONNX model without a producer),
-        so the SavedModel's fixed file name is required too; a renamed one is unknown content.
-        """
-        if blob.name != "fingerprint.pb":
-            return False
-        if not 8 <= blob.size <= 512 or len(head) != blob.size or head[:1] != b"\x08":
-            return False
-        pos = 0
-        seen = set()
-        while pos < len(head):
-            key, pos = _varint(head, pos)
-            number, wire = key >> 3, key & 7
-            if number in {1, 2, 3, 4, 5} and wire == 0:
-                _value, pos = _varint(head, pos)
-            elif number in {6, 7} and wire == 2:
-                size, pos = _varint(head, pos)
-                pos += max(size, 0)
-            else:
-                return False
-            seen.add(number)
-        return pos == len(head) and 1 in seen
+        """A small message of varint fields 1-5, a VersionDef (6) and a UUID (7), parsed whole (and the name)."""
+        return sniff_tf_fingerprint(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """Nothing to judge; the sniff already parsed it."""
         return iter(())
-
-
-_LEVELDB_MAGIC = bytes.fromhex("57fb808b247547db")
-_DATA_SHARD = re.compile(r"^(?P<prefix>.+)\.data-\d{5}-of-\d{5}$")
-
-
-def _tail(blob: Blob, size: int) -> bytes:
-    if blob.size < size:
-        return b""
-    with blob.open() as stream:
-        stream.seek(blob.size - size)
-        return stream.read(size)
 
 
 @register_reader
@@ -486,7 +419,7 @@ class CheckpointIndexReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """The LevelDB table magic in the last 8 bytes."""
-        return blob.size >= 48 and _tail(blob, 8) == _LEVELDB_MAGIC
+        return sniff_tf_checkpoint_index(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """Recognised; the entries are offsets into the data shards."""
@@ -502,18 +435,7 @@ class CheckpointDataReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """The shard name and a valid index file beside it on disk."""
-        import os
-
-        match = _DATA_SHARD.match(blob.name)
-        if not match or blob.members:
-            return False
-        index = os.path.join(os.path.dirname(blob.path), match["prefix"] + ".index")
-        try:
-            with open(index, "rb") as stream:
-                stream.seek(-8, os.SEEK_END)
-                return stream.read(8) == _LEVELDB_MAGIC
-        except OSError:
-            return False
+        return sniff_tf_checkpoint_data(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """Raw tensor data: nothing to parse."""

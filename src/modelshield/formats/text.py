@@ -9,27 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from modelshield.formats._sniff import sniff_text
 from modelshield.formats.executables import eicar_offsets, generic_findings, read_small
 from modelshield.formats.interface import Blob, Reader, ScanContext, register_reader
-
-#: Share of printable characters (or whitespace) a text head must have.
-PRINTABLE_SHARE = 0.95
-
-
-def looks_like_text(head: bytes) -> bool:
-    """UTF-8 (a multi-byte character may be cut at the end), no NUL, mostly printable."""
-    if not head or b"\0" in head:
-        return False
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 3:
-            return False
-        text = head[: exc.start].decode("utf-8")
-    if not text:
-        return False
-    printable = sum(1 for ch in text if ch.isprintable() or ch in "\t\n\r\f\v")
-    return printable >= PRINTABLE_SHARE * len(text)
 
 
 @register_reader
@@ -41,7 +23,7 @@ class TextReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """Printable UTF-8 text."""
-        return looks_like_text(head)
+        return sniff_text(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """Generic checks over the whole text (EICAR only, streamed, when it is large)."""

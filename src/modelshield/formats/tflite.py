@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from modelshield.errors import FormatError, LimitExceeded
+from modelshield.formats._sniff import sniff_tflite
 from modelshield.formats._tf_ops import TF_OPS
 from modelshield.formats.interface import Blob, Reader, ScanContext, register_reader
 from modelshield.formats.tensorflow import _FILE_OPS, _PYTHON_OPS, FILE_OP, PYTHON_OP
 from modelshield.rules import rule
 from modelshield.types import Category, Finding, Severity
 
-TFLITE_IDENTIFIER = b"TFL3"
 BUILTIN_CUSTOM = 32
 MAX_OPERATOR_CODES = 100_000
 #: Custom ops shipped with TFLite's own op resolver or its common support libraries.
@@ -57,14 +57,6 @@ CUSTOM_OP = rule(
     "a native kernel for it, which is not shipped or reviewed here.",
     "Find out which library provides the op and review it before loading.",
 )
-
-
-def looks_like_tflite(head: bytes) -> bool:
-    """The ``TFL3`` flatbuffer identifier after a plausible root offset."""
-    if len(head) < 8 or head[4:8] != TFLITE_IDENTIFIER:
-        return False
-    (root,) = struct.unpack_from("<I", head, 0)
-    return int(root) >= 8
 
 
 class FlatBuffer:
@@ -163,7 +155,7 @@ class TfliteReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """``TFL3`` at offset 4."""
-        return looks_like_tflite(head)
+        return sniff_tflite(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """Judge every custom operator code."""

@@ -16,14 +16,13 @@ import struct
 from collections.abc import Iterator
 from typing import BinaryIO, ClassVar
 
+from modelshield.formats._sniff import sniff_torch_legacy
 from modelshield.formats.interface import Blob, Reader, ScanContext, register_reader
 from modelshield.formats.pickle.values import GlobalRef, PickleStream, SList
 from modelshield.formats.pickle.vm import TRAILING_DATA, Budget, parse_one_stream
 from modelshield.rules import rule
 from modelshield.types import Category, Severity
 
-MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
-_MAGIC_BYTES = MAGIC_NUMBER.to_bytes(10, "little")
 #: Bytes per element of each storage type (by class name).
 ELEMENT_SIZE = {
     "DoubleStorage": 8,
@@ -68,7 +67,7 @@ class TorchLegacyReader(Reader):
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
         """A protocol-2+ pickle of the legacy magic number opens the file."""
-        return len(head) >= 15 and head[0] == 0x80 and head[2:4] == b"\x8a\x0a" and head[4:14] == _MAGIC_BYTES
+        return sniff_torch_legacy(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
         """Analyse the five pickles, walk the storages by size, report what is left."""
