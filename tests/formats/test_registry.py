@@ -109,6 +109,17 @@ def test_detection_order_keeps_the_old_tie_order() -> None:
     assert builtin == [(entry.module, entry.reader) for entry in CATALOG]
 
 
+def test_zip_constants_match_the_parser() -> None:
+    from modelshield.formats.zipfmt import parser
+
+    assert (_sniff.ZIP_LOCAL_SIG, _sniff.ZIP_EOCD_SIG, _sniff.ZIP_DESCRIPTOR_SIG) == (
+        parser.LOCAL_SIG,
+        parser.EOCD_SIG,
+        parser.DESCRIPTOR_SIG,
+    )
+    assert (parser.EOCD.size, parser.MAX_COMMENT) == (_sniff.ZIP_EOCD_SIZE, _sniff.ZIP_MAX_COMMENT)
+
+
 def test_a_catalog_entry_without_its_class_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     ghost = Entry(BUILTIN + "text", "GhostReader", 2000, lambda head, blob: True)
     monkeypatch.setattr(_sniff, "CATALOG", (ghost, *CATALOG))
