@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import hashlib
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -86,7 +85,7 @@ def scan_file(blob: Blob, options: ScanOptions) -> list[Artifact]:
     deadline = time.monotonic() + budget
     sha256 = _sha256(blob) if options.compute_hashes and blob.size >= 0 else None
     _scan_blob(blob, options.limits, deadline, artifacts, sha256)
-    if artifacts and not blob.members:
+    if artifacts and not blob.members and artifacts[0].facts is None:
         artifacts[0] = _with_facts(artifacts[0])
     return artifacts
 
@@ -102,6 +101,8 @@ def _with_facts(artifact: Artifact) -> Artifact:
 
 
 def _sha256(blob: Blob) -> str | None:
+    import hashlib  # only with --hash: ~2 ms of start-up otherwise
+
     try:
         digest = hashlib.sha256()
         with blob.open() as stream:
@@ -145,7 +146,8 @@ def _scan_blob(blob: Blob, limits: Limits, deadline: float, out: list[Artifact],
         findings.append(ctx.finding("LIMIT-EXCEEDED", "structure nested too deeply to analyse", evidence="recursion"))
     except Exception as exc:  # noqa: BLE001 - the one crash boundary: hostile input must never escape as a traceback
         findings.append(ctx.finding(INTERNAL_ERROR.id, f"reader failed: {type(exc).__name__}: {exc}"))
-    out.append(Artifact(blob.path, blob.member, fmt, blob.size, sha256, tuple(findings)))
+    facts = None if ctx.facts is None else (ctx.facts,)
+    out.append(Artifact(blob.path, blob.member, fmt, blob.size, sha256, tuple(findings), facts))
     for child in children:
         if child.depth > limits.max_archive_depth:
             out.append(

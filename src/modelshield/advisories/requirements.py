@@ -19,14 +19,11 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 from modelshield.advisories import _protobuf as pb
 from modelshield.advisories.db import normalise
 from modelshield.errors import FormatError
-
-if TYPE_CHECKING:
-    import zipfile
 
 MAX_JSON = 16 * 1024 * 1024
 MAX_SCAN_BYTES = 64 * 1024 * 1024
@@ -141,11 +138,15 @@ def extract_file(path: Path, hint: str = "") -> ModelFacts | None:
                 func(stream, path, facts)
             except _content_errors() as exc:
                 facts.error = f"{type(exc).__name__}: {exc}"
-            for package in LOADERS.get(facts.kind, ()):
-                facts.need(package, None, "loader", f"loads {facts.kind} files")
+            _add_loaders(facts)
             return facts
     except OSError:
         return None
+
+
+def _add_loaders(facts: ModelFacts) -> None:
+    for package in LOADERS.get(facts.kind, ()):
+        facts.need(package, None, "loader", f"loads {facts.kind} files")
 
 
 Extractor = Callable[[BinaryIO, Path, ModelFacts], None]
@@ -204,13 +205,44 @@ def _zip(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
                 raise FormatError(f"member {name} too large for metadata ({info.file_size} bytes)")
             return archive.read(info)
 
-        if "metadata.json" in infos and "config.json" in infos:
-            facts.kind = "keras"
-            _keras_archive(member, facts)
-        elif any(n.endswith("data.pkl") for n in infos):
-            facts.kind = "torchscript" if any(n.endswith("constants.pkl") for n in infos) else "torch-zip"
-            facts.patterns.add("torch-pickle")
-            _torch_archive(infos, member, facts)
+        archive_facts(list(infos), member, facts)
+
+
+def archive_facts(names: list[str], member: Callable[[str], bytes], facts: ModelFacts) -> None:
+    """Facts of a zip archive from its member names and a reader of (small) members."""
+    if "metadata.json" in names and "config.json" in names:
+        facts.kind = "keras"
+        _keras_archive(member, facts)
+    elif any(n.endswith("data.pkl") for n in names):
+        facts.kind = "torchscript" if any(n.endswith("constants.pkl") for n in names) else "torch-zip"
+        facts.patterns.add("torch-pickle")
+        _torch_archive(names, member, facts)
+
+
+def facts_from_members(path: str, names: list[str], members: dict[str, bytes]) -> ModelFacts | None:
+    """Facts of a zip whose relevant members a reader already holds (no second read of the file).
+
+    None when a member the facts need is not in ``members`` (the caller then reads the file).
+    """
+    facts = ModelFacts(path, "zip")
+
+    def member(name: str) -> bytes:
+        if name not in members:
+            raise _MissingMember(name)
+        return members[name]
+
+    try:
+        archive_facts(names, member, facts)
+    except _MissingMember:
+        return None
+    except _content_errors() as exc:
+        facts.error = f"{type(exc).__name__}: {exc}"
+    _add_loaders(facts)
+    return facts
+
+
+class _MissingMember(Exception):
+    """A member :func:`facts_from_members` was not given."""
 
 
 def _keras_archive(member: Callable[[str], bytes], facts: ModelFacts) -> None:
@@ -229,12 +261,12 @@ def _keras_archive(member: Callable[[str], bytes], facts: ModelFacts) -> None:
         facts.details["backend"] = backend
 
 
-def _torch_archive(infos: dict[str, zipfile.ZipInfo], member: Callable[[str], bytes], facts: ModelFacts) -> None:
-    for name in infos:
+def _torch_archive(names: list[str], member: Callable[[str], bytes], facts: ModelFacts) -> None:
+    for name in names:
         if name.endswith("/version") or name == "version" or name.endswith("/.data/version"):
             record = member(name)[:32].decode("ascii", "replace").strip()
             facts.details[f"archive {name}"] = record
-    data_pkl = next(n for n in infos if n.endswith("data.pkl"))
+    data_pkl = next(n for n in names if n.endswith("data.pkl"))
     _pickle_markers(member(data_pkl), facts)
 
 

@@ -393,6 +393,8 @@ def crc_of_range(stream: BinaryIO, start: int, length: int) -> int:
 
 def unsafe_path(name: str) -> str:
     """Why extracting a member called ``name`` escapes the target folder ('' when it does not)."""
+    if ".." not in name and name[:1] not in ("/", "\\") and name[1:2] != ":":
+        return ""  # the common case, decided without splitting
     norm = name.replace("\\", "/")
     if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
         return "absolute path"

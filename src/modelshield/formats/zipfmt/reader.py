@@ -88,6 +88,9 @@ class _Payload:
         return parent.child_range(member, self.start, self.size, format_hint)
 
 
+#: Members whose bytes the vulnerability stage's facts need (kept when small; see ``_facts``).
+FACT_MEMBERS = frozenset({"metadata.json", "config.json", "data.pkl", "version"})
+
 #: Archives up to this size are parsed from memory (read once).
 IN_MEMORY_BYTES = 1 << 20
 
@@ -122,12 +125,15 @@ class ZipReader(Reader):
                 yield ctx.finding(anomaly.rule_id, anomaly.message, offset=anomaly.offset, evidence=anomaly.evidence)
             yield from _outside_data(layout, blob, ctx)
             keras_parts: dict[str, Blob] = {}
+            small: dict[str, bytes] = {}
             for entry in layout.entries:
                 ctx.check_time()
-                for item in _member(entry, stream, blob, ctx, flavor, budget):
+                for item in _member(entry, stream, blob, ctx, flavor, budget, small):
                     if isinstance(item, Blob) and item.members and item.members[-1] in KERAS_PARTS:
                         keras_parts[item.members[-1]] = item
                     yield item
+            if not blob.members and not layout.anomalies and layout.first_local == 0:
+                ctx.facts = _facts(blob, layout, small)
         if len(keras_parts) == len(KERAS_PARTS):  # a Keras v3 archive: weights vs declared layers
             from modelshield.tamper.keras_structure import check_keras_archive
 
@@ -154,8 +160,21 @@ def _is_text(data: bytes) -> bool:
     return all(b in (9, 10, 13) or 32 <= b < 127 for b in data)
 
 
+def _facts(blob: Blob, layout: Layout, small: dict[str, bytes]) -> object:
+    """Framework facts from the members already read (None: the vulnerability stage reads the file)."""
+    from modelshield.advisories.requirements import facts_from_members
+
+    return facts_from_members(blob.path, [e.name for e in layout.entries], small)
+
+
 def _member(
-    entry: Entry, stream: BinaryIO, blob: Blob, ctx: ScanContext, flavor: str, budget: Budget
+    entry: Entry,
+    stream: BinaryIO,
+    blob: Blob,
+    ctx: ScanContext,
+    flavor: str,
+    budget: Budget,
+    small: dict[str, bytes] | None = None,
 ) -> Iterator[object]:
     if entry.is_dir:
         return
@@ -177,6 +196,8 @@ def _member(
     if payload is None:
         yield from problems
         return
+    if small is not None and payload.size <= len(payload.head) and entry.name.rsplit("/", 1)[-1] in FACT_MEMBERS:
+        small[entry.name] = payload.head
     action = pytorch_zip.member_action(flavor, entry.names, payload.head, payload.last, payload.size)
     if entry.flags & FLAG_ENCRYPTED:
         yield _encryption_finding(entry, payload, stream, problems, ctx)
