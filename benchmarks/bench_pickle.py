@@ -69,10 +69,10 @@ _LIB_SNIPPETS = {
     "modelshield": (
         "from modelshield.scan import scan\n"
         "from modelshield.formats.interface import readers\n"
-        "from modelshield.analyzers.interface import analyzers_for\n"
+        "from modelshield.analyzers import load_builtin_analyzers\n"
         "import modelshield.advisories.assess\n"
         "from modelshield.advisories.db import load_db\n"
-        "readers(); analyzers_for(None); load_db()\n"
+        "readers(); load_builtin_analyzers(); load_db()\n"
         "def run(p): return scan([p])\n"
     ),
     "picklescan": (

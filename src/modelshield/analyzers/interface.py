@@ -33,12 +33,32 @@ _ANALYZERS: list[Analyzer] = []
 def register_analyzer(cls: type[Analyzer]) -> type[Analyzer]:
     """Class decorator: add an analyzer to the registry."""
     _ANALYZERS.append(cls())
+    _BY_TYPE.clear()
     return cls
 
 
-def analyzers_for(ir: object) -> list[Analyzer]:
-    """Registered analyzers that handle the type of ``ir``."""
-    from modelshield.analyzers import load_builtin_analyzers
+#: IR type -> the analyzers that handle it (filled on first sight of each type).
+_BY_TYPE: dict[type, list[Analyzer]] = {}
 
-    load_builtin_analyzers()
-    return [a for a in _ANALYZERS if isinstance(ir, a.handles)]
+
+def analyzers_for(ir: object) -> list[Analyzer]:
+    """Registered analyzers that handle the type of ``ir``.
+
+    The built-in analyzer modules for an IR type are imported the first time an object of that
+    type is seen (``modelshield.analyzers.CATALOG``), so a scan of safetensors files never loads
+    the pickle analyzer.
+    """
+    kind = type(ir)
+    found = _BY_TYPE.get(kind)
+    if found is None:
+        from modelshield.analyzers import load_analyzers_for
+
+        load_analyzers_for(kind)
+        found = [a for a in _ANALYZERS if isinstance(ir, a.handles)]
+        _BY_TYPE[kind] = found
+    return found
+
+
+def forget_types() -> None:
+    """Drop the per-type cache (after an analyzer is registered at run time, e.g. in tests)."""
+    _BY_TYPE.clear()
