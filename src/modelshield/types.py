@@ -77,6 +77,11 @@ class Location:
             text += f" ({self.detail})"
         return text
 
+    def __reduce__(self) -> tuple[type[Location], tuple[Any, ...]]:
+        # Plain-tuple pickling: worker processes send thousands of these (dataclass slots pickling
+        # goes through fields() per object, several times slower).
+        return Location, (self.path, self.member, self.offset, self.opcode_index, self.detail)
+
     def to_dict(self) -> dict[str, Any]:
         """Serialize for the JSON report."""
         return {
@@ -102,6 +107,19 @@ class Finding:
     remediation: str = ""
     #: How the finding was established: ``static`` (parsed bytes) or ``dynamic`` (observed in the sandbox).
     source: str = "static"
+
+    def __reduce__(self) -> tuple[type[Finding], tuple[Any, ...]]:
+        return Finding, (
+            self.rule_id,
+            self.severity,
+            self.category,
+            self.message,
+            self.location,
+            self.evidence,
+            self.references,
+            self.remediation,
+            self.source,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Serialize for the JSON report."""
@@ -146,6 +164,9 @@ class Artifact:
     #: gathered while the file is scanned (in the worker that scans it) for the vulnerability
     #: stage: None = not gathered, () = nothing to say. Not part of the report's JSON.
     facts: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
+
+    def __reduce__(self) -> tuple[type[Artifact], tuple[Any, ...]]:
+        return Artifact, (self.path, self.member, self.format, self.size, self.sha256, self.findings, self.facts)
 
     def verdict(self, fail_on: Severity) -> VerdictKind:
         """Verdict of this artifact alone (see :func:`decide`)."""

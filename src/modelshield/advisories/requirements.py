@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from modelshield.advisories import _protobuf as pb
@@ -42,6 +42,10 @@ class Need:
     evidence: str
     spec: str = ""
 
+    def __reduce__(self) -> tuple[type[Need], tuple[Any, ...]]:
+        # plain-tuple pickling: scanning workers send one per file
+        return Need, (self.package, self.version, self.how, self.evidence, self.spec)
+
 
 @dataclass(slots=True)
 class ModelFacts:
@@ -53,6 +57,9 @@ class ModelFacts:
     patterns: set[str] = field(default_factory=set)
     details: dict[str, str] = field(default_factory=dict)
     error: str = ""
+
+    def __reduce__(self) -> tuple[type[ModelFacts], tuple[Any, ...]]:
+        return ModelFacts, (self.path, self.kind, self.needs, self.patterns, self.details, self.error)
 
     def need(self, package: str, version: str | None, how: str, evidence: str, spec: str = "") -> None:
         """Record a need (package names normalised)."""
@@ -94,7 +101,7 @@ def extract(paths: Iterable[str], hints: dict[str, str] | None = None) -> list[M
     """Facts of every file in ``paths`` that says something (``hints``: path -> reader format)."""
     out = []
     for path in paths:
-        facts = extract_file(Path(path), (hints or {}).get(path, ""))
+        facts = extract_file(path, (hints or {}).get(path, ""))
         if facts is not None:
             out.append(facts)
     return out
@@ -123,19 +130,20 @@ def _content_errors() -> tuple[type[BaseException], ...]:
     return (*_BASE_ERRORS, zipfile.BadZipFile, lzma.LZMAError)
 
 
-def extract_file(path: Path, hint: str = "") -> ModelFacts | None:
+def extract_file(path: str | os.PathLike[str], hint: str = "") -> ModelFacts | None:
     """Facts of one file, or None when it says nothing about frameworks. Never raises on bad content."""
     try:
-        with path.open("rb") as stream:
+        name = os.path.basename(os.fspath(path))
+        with open(path, "rb") as stream:
             head = stream.read(16)
-            extractor = _pick(path, head, hint)
+            extractor = _pick(name, head, hint)
             if extractor is None:
                 return None
             kind, func = extractor
-            facts = ModelFacts(str(path), kind)
+            facts = ModelFacts(os.fspath(path), kind)
             try:
                 stream.seek(0)
-                func(stream, path, facts)
+                func(stream, name, facts)
             except _content_errors() as exc:
                 facts.error = f"{type(exc).__name__}: {exc}"
             _add_loaders(facts)
@@ -149,11 +157,12 @@ def _add_loaders(facts: ModelFacts) -> None:
         facts.need(package, None, "loader", f"loads {facts.kind} files")
 
 
-Extractor = Callable[[BinaryIO, Path, ModelFacts], None]
+#: (stream, file name, facts): fills ``facts`` from the stream.
+Extractor = Callable[[BinaryIO, str, ModelFacts], None]
 
 
-def _pick(path: Path, head: bytes, hint: str) -> tuple[str, Extractor] | None:
-    name = path.name.lower()
+def _pick(file_name: str, head: bytes, hint: str) -> tuple[str, Extractor] | None:
+    name = file_name.lower()
     if head.startswith(b"PK\x03\x04"):
         return "zip", _zip
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
@@ -193,7 +202,7 @@ def _read_json(data: bytes, where: str) -> Any:
 # --------------------------------------------------------------------------------------------- archives
 
 
-def _zip(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
+def _zip(stream: BinaryIO, name: str, facts: ModelFacts) -> None:
     import zipfile
 
     with zipfile.ZipFile(stream) as archive:
@@ -322,7 +331,7 @@ _H5_VERSION = re.compile(rb"keras_version.{0,160}?(\d+\.\d+\.\d+[\w.+-]*)", re.D
 _H5_BACKEND = re.compile(rb"backend.{0,160}?(tensorflow|jax|torch|theano|numpy)", re.DOTALL)
 
 
-def _hdf5(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
+def _hdf5(stream: BinaryIO, name: str, facts: ModelFacts) -> None:
     """Keras attributes of an HDF5 model, found in the raw bytes (attributes are small strings)."""
     data = stream.read(MAX_SCAN_BYTES)
     version = _H5_VERSION.search(data)
@@ -348,7 +357,7 @@ _SKLEARN = re.compile(rb"_sklearn_version(?:\x94|q.|r....)?(?:\x8c(.)|X(....)|U(
 PICKLE_MARKER_WINDOW = 2 * 1024 * 1024
 
 
-def _pickle(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
+def _pickle(stream: BinaryIO, name: str, facts: ModelFacts) -> None:
     # Globals and estimator state sit at the start and the end of a pickle; the middle of a big
     # one is tensor bytes. Reading a bounded head and tail keeps this O(1) in the file size.
     head = stream.read(PICKLE_MARKER_WINDOW)
@@ -400,7 +409,7 @@ def _pickled_string(data: bytes, match: re.Match[bytes]) -> str:
     return text if re.fullmatch(r"\d+(\.\d+)*[\w.+-]*", text) else ""
 
 
-def _npy(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
+def _npy(stream: BinaryIO, name: str, facts: ModelFacts) -> None:
     header = stream.read(4096)
     if re.search(rb"'descr':\s*'\|O'", header):
         facts.patterns.add("npy-object")
@@ -412,7 +421,7 @@ def _npy(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
 _GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 
 
-def _gguf(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
+def _gguf(stream: BinaryIO, name: str, facts: ModelFacts) -> None:
     stream.read(4)
     (version,) = struct.unpack("<I", _exact(stream, 4))
     wide = version >= 2
@@ -469,7 +478,7 @@ def _gguf_value(stream: BinaryIO, vtype: int, wide: bool) -> object:
 # --------------------------------------------------------------------------------------------- protobuf formats
 
 
-def _onnx(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
+def _onnx(stream: BinaryIO, name: str, facts: ModelFacts) -> None:
     end = stream.seek(0, io.SEEK_END)
     opsets: list[str] = []
     names = {1: "ir_version", 2: "producer_name", 3: "producer_version", 4: "domain", 5: "model_version"}
@@ -510,7 +519,7 @@ def _onnx_external(stream: BinaryIO, graph: tuple[int, int]) -> bool:
     return False
 
 
-def _savedmodel(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
+def _savedmodel(stream: BinaryIO, name: str, facts: ModelFacts) -> None:
     end = stream.seek(0, io.SEEK_END)
     graphs = [v for f, _w, v in pb.walk(stream, 0, end) if f == 2 and isinstance(v, tuple)]
     for graph in graphs:
@@ -527,8 +536,8 @@ def _savedmodel(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
 # --------------------------------------------------------------------------------------------- repo files
 
 
-def _hf_config(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
-    config = _read_json(stream.read(MAX_JSON + 1), path.name)
+def _hf_config(stream: BinaryIO, name: str, facts: ModelFacts) -> None:
+    config = _read_json(stream.read(MAX_JSON + 1), name)
     if not isinstance(config, dict):
         return
     if "keras_version" in config or "class_name" in config:
@@ -550,8 +559,8 @@ def _hf_config(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
         facts.details["auto_map"] = json.dumps(config["auto_map"])[:500]
 
 
-def _tokenizer_config(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
-    config = _read_json(stream.read(MAX_JSON + 1), path.name)
+def _tokenizer_config(stream: BinaryIO, name: str, facts: ModelFacts) -> None:
+    config = _read_json(stream.read(MAX_JSON + 1), name)
     if not isinstance(config, dict):
         return
     template = config.get("chat_template")
@@ -566,15 +575,15 @@ def _tokenizer_config(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
         facts.need("transformers", version, "made-with", f"tokenizer_config.json transformers_version={version}")
 
 
-def _requirements_txt(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
+def _requirements_txt(stream: BinaryIO, name: str, facts: ModelFacts) -> None:
     text = stream.read(MAX_JSON).decode("utf-8", "replace")
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if line and not line.startswith("-"):
-            _requirement(line, f"{path.name}:{number}", facts)
+            _requirement(line, f"{name}:{number}", facts)
 
 
-def _pyproject(stream: BinaryIO, path: Path, facts: ModelFacts) -> None:
+def _pyproject(stream: BinaryIO, name: str, facts: ModelFacts) -> None:
     import tomllib
 
     try:

@@ -12,10 +12,11 @@ command.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import importlib
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelshield import __version__
@@ -23,6 +24,8 @@ from modelshield.cli._args import Handler, add_command, add_commands, float_at_l
 from modelshield.errors import ModelShieldError, UsageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from modelshield.cli._args import Commands
 
 EXIT_OK = 0
@@ -33,6 +36,13 @@ EXIT_NOTHING = 3
 DESCRIPTION = "Zero-trust security gate for AI models: scan model files without ever executing them."
 OUTPUT_FORMATS = ("text", "json", "sarif")
 FAIL_ON = ("info", "low", "medium", "high", "critical")
+
+
+def _path(text: str) -> Path:
+    """argparse type for paths (pathlib is imported only when a path option is given: ~2 ms)."""
+    from pathlib import Path
+
+    return Path(text)
 
 
 def write_output(text: str, output: Path | None) -> None:
@@ -153,7 +163,7 @@ def _register_scan(commands: Commands) -> None:
     parser.add_argument(
         "--format", "-f", dest="fmt", choices=OUTPUT_FORMATS, default="text", help="Machine output format."
     )
-    parser.add_argument("--output", "-o", type=Path, metavar="FILE", help="Write the report here, not to stdout.")
+    parser.add_argument("--output", "-o", type=_path, metavar="FILE", help="Write the report here, not to stdout.")
     parser.add_argument(
         "--fail-on", choices=FAIL_ON, default="medium", help="Lowest severity that makes the scan fail (exit 1)."
     )
@@ -188,12 +198,12 @@ def _register_scan(commands: Commands) -> None:
         "--valid-days", type=float, default=90.0, metavar="DAYS", help="With --attest: days until it expires."
     )
     parser.add_argument(
-        "--policy", type=Path, metavar="FILE", help="Gate the result with this policy file (exit 1 when denied)."
+        "--policy", type=_path, metavar="FILE", help="Gate the result with this policy file (exit 1 when denied)."
     )
     parser.add_argument("--profile", metavar="NAME", help="Risk profile to apply (default: chosen by the policy).")
     parser.add_argument("--env", action="store_true", help="Match CVEs against the loaders installed here.")
     parser.add_argument(
-        "--trust", type=Path, metavar="PATH", help="With --policy: trust store for the signature/attestation rules."
+        "--trust", type=_path, metavar="PATH", help="With --policy: trust store for the signature/attestation rules."
     )
     parser.add_argument(
         "--dynamic",
@@ -203,12 +213,12 @@ def _register_scan(commands: Commands) -> None:
     parser.add_argument(
         "--rules",
         action="append",
-        type=Path,
+        type=_path,
         metavar="DIR",
         help="Also apply the YARA rules (.yar) in this folder (repeatable).",
     )
     parser.add_argument(
-        "--reference", type=Path, metavar="MODEL", help="Diff the weights against this trusted base model."
+        "--reference", type=_path, metavar="MODEL", help="Diff the weights against this trusted base model."
     )
     parser.add_argument(
         "--deep", action="store_true", help="Trigger reverse-engineering of small image classifiers (torch)."
@@ -219,7 +229,7 @@ def _register_core(commands: Commands) -> None:
     _register_scan(commands)
     parser = add_command(commands, "demo", demo)
     parser.add_argument(
-        "--keep", type=Path, metavar="DIR", help="Write the samples here and keep them (default: a temp folder)."
+        "--keep", type=_path, metavar="DIR", help="Write the samples here and keep them (default: a temp folder)."
     )
     parser.add_argument("--format", "-f", dest="fmt", choices=OUTPUT_FORMATS, default="text", help="Report format.")
     add_command(commands, "rules", rules)
@@ -246,7 +256,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def _command_modules() -> list[str]:
     # A folder listing, not pkgutil.iter_modules: that imports inspect (~5 ms) on every run.
-    return sorted(path.stem for path in Path(__file__).parent.glob("cmd_*.py"))
+    folder = os.path.dirname(os.path.abspath(__file__))
+    return sorted(name[:-3] for name in os.listdir(folder) if name.startswith("cmd_") and name.endswith(".py"))
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -289,5 +300,16 @@ def _silence_stdout() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the console script: run the command and exit with its code."""
-    sys.exit(run(argv))
+    """Entry point of the console script: run the command and exit with its code.
+
+    Before exiting, every object still alive is moved out of the cyclic garbage collector's view
+    (``gc.freeze``): the interpreter's final collections would otherwise walk everything the scan
+    created (~13 ms, a sixth of a small scan). Objects are still released by reference counting;
+    output is flushed explicitly and nothing of ours relies on collecting cycles at exit.
+    """
+    code = run(argv)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    gc.freeze()
+    sys.exit(code)

@@ -17,7 +17,6 @@ import io
 import lzma
 import os
 import re
-import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -158,6 +157,8 @@ class Spool:
     def write(self, data: bytes) -> None:
         """Append ``data``."""
         if self._file is None and self._budget.in_memory + len(data) > self._budget.limits.max_member_in_memory:
+            import tempfile  # only when a member outgrows memory
+
             self._file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the child blob
             self._file.write(self._memory)
             self._budget.in_memory -= len(self._memory)

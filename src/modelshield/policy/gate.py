@@ -7,12 +7,13 @@ everything); ``Gate.apply`` adds the CVE findings, evaluates the policy and reco
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelshield.types import ScanReport
 
 if TYPE_CHECKING:  # the policy engine (pydantic) is only imported when a policy is in play
+    from pathlib import Path
+
     from modelshield.advisories.environment import Environment
     from modelshield.policy.engine import Policy, PolicyDecision
     from modelshield.policy.subject import Attestation

@@ -12,17 +12,22 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelshield.errors import SourceError
 from modelshield.formats.interface import Blob
 from modelshield.sources.local import LocalSource
+
+if TYPE_CHECKING:  # pathlib is imported only when the cache is used (~2 ms of every start otherwise)
+    from pathlib import Path
 
 _REPO_ID = re.compile(r"^(?:hf:)?(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<rev>[\w./-]+))?$")
 
 
 def hub_cache() -> Path:
     """The Hugging Face hub cache folder, from the environment like huggingface_hub does."""
+    from pathlib import Path
+
     if os.environ.get("HF_HUB_CACHE"):
         return Path(os.environ["HF_HUB_CACHE"]).expanduser()
     if os.environ.get("HF_HOME"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import BinaryIO
 
 from modelshield.errors import SourceError
@@ -21,6 +20,19 @@ def file_blob(path: str, size: int) -> Blob:
     return Blob(path, (), size, opener)
 
 
+def as_pathlib_spells(target: str) -> str:
+    """``str(pathlib.Path(target))`` on POSIX without importing pathlib (~2 ms of start-up).
+
+    Repeated slashes and ``.`` parts go, ``..`` stays, exactly two leading slashes are kept.
+    """
+    parts = [part for part in target.split("/") if part and part != "."]
+    text = "/".join(parts)
+    if target.startswith("/"):
+        lead = "//" if target.startswith("//") and not target.startswith("///") else "/"
+        return lead + text
+    return text or "."
+
+
 class LocalSource:
     """A file or a folder (walked recursively, symlinked folders not followed)."""
 
@@ -30,15 +42,15 @@ class LocalSource:
 
     def blobs(self, target: str) -> Iterator[Blob]:
         """Yield every regular file under ``target`` in a stable (sorted) order."""
-        root = Path(target)
+        root = as_pathlib_spells(target)
         try:
-            info = root.stat()
+            info = os.stat(target)
         except FileNotFoundError:
             raise SourceError(f"{target}: no such file or folder", hint="check the path") from None
         except OSError as exc:
             raise SourceError(f"{target}: cannot read ({exc.strerror})", hint="check permissions") from None
         if stat.S_ISREG(info.st_mode):
-            yield file_blob(str(root), info.st_size)
+            yield file_blob(root, info.st_size)
             return
         if not stat.S_ISDIR(info.st_mode):
             raise SourceError(f"{target}: not a regular file or folder", hint="scan model files or folders")
