@@ -1,10 +1,12 @@
 """Parallel scanning in worker processes: a crash or hang in one file is isolated and reported.
 
-Workers receive small batches of top-level files (fewer round trips for folders of many small
-files) and send each file's result back as soon as it is done, so the parent always knows which
-file a worker is on. When a worker dies (segfault, OOM kill) or runs past the per-file timeout on
-a file, the parent kills it, records a ``SCAN-CRASH`` coverage finding for that file, puts the
-rest of its batch back in the queue and starts a fresh worker; the other files are unaffected.
+Workers receive small batches of top-level files and answer with the whole batch's results in
+one message (thousands of per-file messages cost the parent more CPU than the scan itself on
+folders of small files). Which file a worker is on, and since when, sits in a small shared-memory
+slot per worker that the worker writes before each file and the parent reads only when needed:
+when a worker dies (segfault, OOM kill) or its current file runs past the per-file timeout, the
+parent kills it, records a ``SCAN-CRASH`` coverage finding for that file, puts every other file
+of its batch back in the queue and starts a fresh worker; the other files are unaffected.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelshield.formats.interface import Blob, ScanContext
 from modelshield.sources.local import file_blob
@@ -28,11 +30,18 @@ if TYPE_CHECKING:
 
 #: Files per batch at most; batches shrink near the end of the queue so both workers stay busy.
 MAX_BATCH = 32
+#: Shared slot of a worker: [index of the file being scanned (-1: none), time.monotonic() it started].
+_IDLE = -1.0
 
 
-def _worker_main(conn: Connection, options: ScanOptions) -> None:
+def _worker_main(conn: Connection, options: ScanOptions, slot: Any) -> None:
+    import gc
+
     from modelshield.scan import scan_file
 
+    # Objects inherited from the parent are never garbage here; keeping the collector off them
+    # also keeps its bookkeeping from touching (and so copying) every page shared with the parent.
+    gc.freeze()
     while True:
         try:
             batch = conn.recv()
@@ -40,18 +49,25 @@ def _worker_main(conn: Connection, options: ScanOptions) -> None:
             return
         if batch is None:
             return
+        results = []
         for index, path, size in batch:
-            conn.send((index, scan_file(file_blob(path, size), options)))
+            slot[1] = time.monotonic()
+            slot[0] = float(index)
+            results.append((index, scan_file(file_blob(path, size), options)))
+        slot[0] = _IDLE
+        conn.send(results)
 
 
 @dataclass
 class _Worker:
     process: BaseProcess
     conn: Connection
-    #: files sent and not yet answered, in the order the worker scans them
-    batch: deque[tuple[int, Blob]] = field(default_factory=deque)
-    #: when the worker started on ``batch[0]``
-    started: float = 0.0
+    #: [current file index or -1, when it started] shared with the worker process
+    slot: Any
+    #: files sent and not yet answered
+    batch: dict[int, Blob] = field(default_factory=dict)
+    #: when the batch was sent (a worker that has not started a file yet is timed from here)
+    sent: float = 0.0
 
 
 def _crash_artifact(blob: Blob, options: ScanOptions, reason: str) -> list[Artifact]:
@@ -74,16 +90,17 @@ class _Pool:
 
     def _spawn(self) -> _Worker:
         parent, child = self.mp.Pipe()
-        proc = self.mp.Process(target=_worker_main, args=(child, self.options), daemon=True)
+        slot = self.mp.Array("d", [_IDLE, 0.0], lock=False)
+        proc = self.mp.Process(target=_worker_main, args=(child, self.options, slot), daemon=True)
         proc.start()
         child.close()
-        return _Worker(proc, parent)
+        return _Worker(proc, parent, slot)
 
     def _dispatch(self, worker: _Worker) -> None:
         size = max(1, min(MAX_BATCH, len(self.pending) // (2 * len(self.workers))))
         batch = [self.pending.popleft() for _ in range(min(size, len(self.pending)))]
-        worker.batch.extend(batch)
-        worker.started = time.monotonic()
+        worker.batch = dict(batch)
+        worker.sent = time.monotonic()
         if self.observer:
             for _, blob in batch:
                 self.observer.file_started(blob)
@@ -94,26 +111,38 @@ class _Pool:
         if self.observer:
             self.observer.file_done(blob, artifacts)
 
+    def _current(self, worker: _Worker) -> tuple[int | None, float]:
+        """The file the worker is on (None before the first one) and since when."""
+        index = int(worker.slot[0])
+        if index < 0 or index not in worker.batch:
+            return None, worker.sent
+        return index, worker.slot[1]
+
     def _retire(self, worker: _Worker, reason: str) -> None:
-        index, blob = worker.batch.popleft()
-        self._finish(index, blob, _crash_artifact(blob, self.options, reason))
-        self.pending.extendleft(reversed(worker.batch))  # the rest of the batch is scanned again
+        index, _ = self._current(worker)
         worker.process.kill()
         worker.process.join(5)
         worker.conn.close()
+        if index is None:  # not on a file (died between files): the first unanswered one is blamed
+            index = min(worker.batch)
+        blob = worker.batch.pop(index)
+        self._finish(index, blob, _crash_artifact(blob, self.options, reason))
+        self.pending.extendleft(sorted(worker.batch.items(), reverse=True))  # the rest is scanned again
+        worker.batch = {}
         self.workers[self.workers.index(worker)] = self._spawn()
 
     def _collect(self, worker: _Worker) -> None:
         try:
-            index, artifacts = worker.conn.recv()
+            answers = worker.conn.recv()
         except (EOFError, OSError):
             code = worker.process.exitcode
+            if code is None:
+                worker.process.join(1)
+                code = worker.process.exitcode
             self._retire(worker, f"scanner worker died while scanning this file (exit code {code})")
             return
-        expected, blob = worker.batch.popleft()
-        assert index == expected, "workers answer in the order of their batch"
-        self._finish(index, blob, artifacts)
-        worker.started = time.monotonic()
+        for index, artifacts in answers:
+            self._finish(index, worker.batch.pop(index), artifacts)
 
     def run(self) -> dict[int, list[Artifact]]:
         while self.pending or any(w.batch for w in self.workers):
@@ -121,12 +150,12 @@ class _Pool:
                 if not worker.batch and self.pending:
                     self._dispatch(worker)
             busy = [w for w in self.workers if w.batch]
-            next_deadline = min(w.started + self.timeout for w in busy)
+            next_deadline = min(self._current(w)[1] + self.timeout for w in busy)
             ready = wait([w.conn for w in busy], timeout=max(0.0, next_deadline - time.monotonic()))
             for worker in busy:
                 if worker.conn in ready:
                     self._collect(worker)
-                elif time.monotonic() >= worker.started + self.timeout:
+                elif time.monotonic() >= self._current(worker)[1] + self.timeout:
                     self._retire(worker, f"scanning this file took longer than the timeout of {self.timeout:g} s")
         return self.results
 

@@ -148,15 +148,13 @@ class _Assessor:
         self.detected = detected
         #: (package, patterns, detected) -> advisories with their pattern: a folder of 2,000
         #: checkpoints of one kind asks the same question 2,000 times
-        self._pattern_cache: dict[tuple[str, frozenset[str], frozenset[str]], tuple[tuple[Advisory, str], ...]] = {}
+        self._pattern_cache: dict[tuple[str, frozenset[str], frozenset[str]], tuple[_PatternNote, ...]] = {}
 
-    def _patterns(
-        self, package: str, patterns: frozenset[str], detected: frozenset[str]
-    ) -> tuple[tuple[Advisory, str], ...]:
+    def _patterns(self, package: str, patterns: frozenset[str], detected: frozenset[str]) -> tuple[_PatternNote, ...]:
         key = (package, patterns, detected)
         found = self._pattern_cache.get(key)
         if found is None:
-            found = _advisory_patterns(self.matcher.advisories(package), patterns, detected)
+            found = _advisory_patterns(package, self.matcher.advisories(package), patterns, detected)
             self._pattern_cache[key] = found
         return found
 
@@ -220,27 +218,30 @@ class _Assessor:
         out = []
         checked = {p for p, _v, _w in self._versions(facts)}
         for package in sorted({n.package for n in facts.needs} - checked):
-            for adv, pattern in self._patterns(package, frozenset(facts.patterns), detected):
+            for adv, message, evidence, references in self._patterns(package, frozenset(facts.patterns), detected):
                 if adv.id not in done:
                     out.append(
                         Finding(
                             PATTERN_ONLY.id,
                             Severity.INFO,
                             Category.VULNERABILITY,
-                            f"{adv.display_id}: {pattern} present; safe only with {package} >= "
-                            f"{max(adv.fixed_versions)}: {adv.summary}",
+                            message,
                             _location(facts),
-                            evidence=f"advisory {adv.id}; loader version unknown",
-                            references=adv.references,
+                            evidence=evidence,
+                            references=references,
                         )
                     )
         return out
 
 
+#: A pattern-only note's parts: advisory, message, evidence, references (the location varies).
+_PatternNote = tuple[Advisory, str, str, tuple[str, ...]]
+
+
 def _advisory_patterns(
-    advisories: tuple[Advisory, ...], patterns: frozenset[str], detected: frozenset[str]
-) -> tuple[tuple[Advisory, str], ...]:
-    """(advisory, pattern) for the fixed advisories whose exploit pattern is present."""
+    package: str, advisories: tuple[Advisory, ...], patterns: frozenset[str], detected: frozenset[str]
+) -> tuple[_PatternNote, ...]:
+    """The notes for the fixed advisories of ``package`` whose exploit pattern is present."""
     probe = ModelFacts("", "", patterns=set(patterns))
     out = []
     for adv in advisories:
@@ -248,7 +249,11 @@ def _advisory_patterns(
             continue
         pattern = pattern_present(adv, probe, detected)
         if pattern:
-            out.append((adv, pattern))
+            message = (
+                f"{adv.display_id}: {pattern} present; safe only with {package} >= "
+                f"{max(adv.fixed_versions)}: {adv.summary}"
+            )
+            out.append((adv, message, f"advisory {adv.id}; loader version unknown", adv.references))
     return tuple(out)
 
 

@@ -9,6 +9,7 @@ records every disagreement as an :class:`Anomaly` instead of giving up.
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -128,9 +129,20 @@ def decode_name(raw: bytes, flags: int) -> str:
         return raw.decode("utf-8", "replace") if flags & FLAG_UTF8 else raw.decode("cp437")
 
 
-def _read_at(stream: BinaryIO, offset: int, size: int) -> bytes:
+class MemoryStream(io.BytesIO):
+    """A small archive read whole: :func:`read_at` slices ``data`` instead of seeking and reading."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.data = data
+
+
+def read_at(stream: BinaryIO, offset: int, size: int) -> bytes:
+    """``size`` bytes at ``offset`` (fewer at the end of the stream; none for a negative offset)."""
     if offset < 0 or size <= 0:
         return b""
+    if type(stream) is MemoryStream:
+        return stream.data[offset : offset + size]
     stream.seek(offset)
     return stream.read(size)
 
@@ -159,7 +171,7 @@ def parse(stream: BinaryIO, size: int, limits: Limits) -> Layout:
 def find_eocd(stream: BinaryIO, size: int) -> _Eocd | None:
     """Locate the end-of-central-directory record (ZIP64 aware) in the tail of the file."""
     tail_start = max(0, size - (EOCD.size + MAX_COMMENT))
-    tail = _read_at(stream, tail_start, size - tail_start)
+    tail = read_at(stream, tail_start, size - tail_start)
     candidates: list[_Eocd] = []
     pos = tail.rfind(EOCD_SIG)
     while pos >= 0:
@@ -179,12 +191,12 @@ def find_eocd(stream: BinaryIO, size: int) -> _Eocd | None:
 def _apply_zip64(stream: BinaryIO, eocd: _Eocd) -> None:
     if eocd.offset < ZIP64_LOCATOR.size:
         return
-    locator = _read_at(stream, eocd.offset - ZIP64_LOCATOR.size, ZIP64_LOCATOR.size)
+    locator = read_at(stream, eocd.offset - ZIP64_LOCATOR.size, ZIP64_LOCATOR.size)
     if len(locator) != ZIP64_LOCATOR.size or not locator.startswith(ZIP64_LOCATOR_SIG):
         return
     _, _, z64_offset, _ = ZIP64_LOCATOR.unpack(locator)
     for where in (z64_offset, eocd.offset - ZIP64_LOCATOR.size - ZIP64_EOCD.size):
-        record = _read_at(stream, where, ZIP64_EOCD.size) if where >= 0 else b""
+        record = read_at(stream, where, ZIP64_EOCD.size) if where >= 0 else b""
         if len(record) == ZIP64_EOCD.size and record.startswith(ZIP64_EOCD_SIG):
             fields = ZIP64_EOCD.unpack(record)
             eocd.entries, eocd.cd_size, eocd.cd_offset = fields[7], fields[8], fields[9]
@@ -197,7 +209,7 @@ def central_start(stream: BinaryIO, eocd: _Eocd) -> int | None:
     if eocd.entries == 0 and eocd.cd_size == 0:
         return eocd.offset
     for where in (eocd.cd_offset, eocd.offset - eocd.cd_size):
-        if 0 <= where < eocd.offset and _read_at(stream, where, 4) == CENTRAL_SIG:
+        if 0 <= where < eocd.offset and read_at(stream, where, 4) == CENTRAL_SIG:
             return where
     return None
 
@@ -219,7 +231,7 @@ def _central_entries(stream: BinaryIO, eocd: _Eocd, layout: Layout, limits: Limi
     length = eocd.offset - start
     if length > limits.max_header_bytes:
         raise LimitExceeded("max_header_bytes", limits.max_header_bytes, f"zip central directory of {length} bytes")
-    data = _read_at(stream, start, length)
+    data = read_at(stream, start, length)
     entries: list[Entry] = []
     pos = 0
     while pos + CENTRAL.size <= len(data) and data[pos : pos + 4] == CENTRAL_SIG:
@@ -275,11 +287,11 @@ def _zip64_extra(extra: bytes, values: tuple[int, ...]) -> tuple[int, ...]:
 
 def read_local(stream: BinaryIO, offset: int) -> LocalHeader | None:
     """Parse the local header at ``offset`` or return None when there is none."""
-    raw = _read_at(stream, offset, LOCAL.size)
+    raw = read_at(stream, offset, LOCAL.size)
     if len(raw) < LOCAL.size or not raw.startswith(LOCAL_SIG):
         return None
     _, _, flags, method, _, _, crc, csize, usize, name_len, extra_len = LOCAL.unpack(raw)
-    tail = stream.read(name_len + extra_len)
+    tail = read_at(stream, offset + LOCAL.size, name_len + extra_len)
     name = decode_name(tail[:name_len], flags)
     usize, csize = _zip64_extra(tail[name_len:], (usize, csize))[:2]
     return LocalHeader(offset, name, flags, method, crc, csize, usize, offset + LOCAL.size + name_len + extra_len)
@@ -308,7 +320,7 @@ def _walk_locals(stream: BinaryIO, layout: Layout, central: list[Entry], limits:
 
 def _resync(stream: BinaryIO, pos: int, limit: int, layout: Layout) -> int | None:
     """After a member, expect another header; otherwise search forward and report the gap."""
-    if _read_at(stream, pos, 4) in (CENTRAL_SIG, EOCD_SIG, ZIP64_EOCD_SIG):
+    if read_at(stream, pos, 4) in (CENTRAL_SIG, EOCD_SIG, ZIP64_EOCD_SIG):
         return None
     found = _find_sig(stream, pos + 1, limit, LOCAL_SIG)
     gap_end = found if found is not None else limit
@@ -323,7 +335,7 @@ def _resync(stream: BinaryIO, pos: int, limit: int, layout: Layout) -> int | Non
 def _find_sig(stream: BinaryIO, start: int, end: int, sig: bytes, chunk: int = 1 << 20) -> int | None:
     pos = start
     while pos < end:
-        data = _read_at(stream, pos, min(chunk + 3, end - pos))
+        data = read_at(stream, pos, min(chunk + 3, end - pos))
         if not data:
             return None
         hit = data.find(sig)
@@ -350,7 +362,7 @@ def _deflate_end(stream: BinaryIO, start: int, limit: int) -> int:
     pos, produced = start, 0
     try:
         while pos < limit and not obj.eof and produced < MAX_PROBE_OUTPUT:
-            data = _read_at(stream, pos, min(1 << 18, limit - pos))
+            data = read_at(stream, pos, min(1 << 18, limit - pos))
             if not data:
                 break
             pos += len(data)
@@ -364,11 +376,11 @@ def _deflate_end(stream: BinaryIO, start: int, limit: int) -> int:
 
 def _skip_descriptor(stream: BinaryIO, pos: int, limit: int) -> int:
     """Skip an optional data descriptor (with or without signature, 32 or 64-bit sizes)."""
-    head = _read_at(stream, pos, 4)
+    head = read_at(stream, pos, 4)
     if pos >= limit or head in NEXT_SIGS:
         return pos
     for length in (16, 24) if head == DESCRIPTOR_SIG else (12, 20):
-        if pos + length == limit or _read_at(stream, pos + length, 4) in NEXT_SIGS:
+        if pos + length == limit or read_at(stream, pos + length, 4) in NEXT_SIGS:
             return pos + length
     return pos
 

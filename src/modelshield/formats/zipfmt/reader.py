@@ -43,7 +43,9 @@ from modelshield.formats.zipfmt.parser import (
     FLAG_STRONG_ENCRYPTION,
     Entry,
     Layout,
+    MemoryStream,
     parse,
+    read_at,
     validate_layout,
 )
 from modelshield.limits import MiB
@@ -116,7 +118,7 @@ class ZipReader(Reader):
             size = stream.seek(0, io.SEEK_END)
             if size <= IN_MEMORY_BYTES:  # small archives: one read instead of dozens of seeks and reads
                 stream.seek(0)
-                stream = io.BytesIO(stream.read())
+                stream = MemoryStream(stream.read())
             layout = parse(stream, size, ctx.limits)
             validate_layout(layout)
             flavor = pytorch_zip.classify([n for e in layout.entries for n in e.names])
@@ -230,8 +232,8 @@ def _payload(entry: Entry, stream: BinaryIO, ctx: ScanContext, budget: Budget) -
             )
         )
     if entry.method == 0:
-        head = _read_at(stream, entry.data_offset, min(SNIFF_BYTES, available))
-        last = _read_at(stream, entry.data_offset + available - 1, 1) if available else b""
+        head = read_at(stream, entry.data_offset, min(SNIFF_BYTES, available))
+        last = read_at(stream, entry.data_offset + available - 1, 1) if available else b""
         return _Payload(available, head, last, entry.data_offset), problems
     make = _decoder_for(entry, stream, available)
     if make is None:
@@ -300,18 +302,11 @@ def _decoder_for(entry: Entry, stream: BinaryIO, available: int) -> tuple[Callab
     if entry.method == 95:
         return DECODERS["xz"], 0
     if entry.method == 14 and available >= 9:
-        header = _read_at(stream, entry.data_offset, 4)
+        header = read_at(stream, entry.data_offset, 4)
         props_size = int.from_bytes(header[2:4], "little")
-        props = _read_at(stream, entry.data_offset + 4, props_size)
+        props = read_at(stream, entry.data_offset + 4, props_size)
         return (lambda: raw_lzma1_decoder(props)), 4 + props_size
     return None
-
-
-def _read_at(stream: BinaryIO, offset: int, size: int) -> bytes:
-    if size <= 0 or offset < 0:
-        return b""
-    stream.seek(offset)
-    return stream.read(size)
 
 
 def _encryption_finding(
