@@ -79,3 +79,30 @@ def test_small_torch_zip_facts_come_from_the_reader(samples: dict[str, Path], mo
     facts = _facts_of_scan(samples["state_dict"])
     assert facts is not None
     assert facts.kind == "torch-zip" and "torch-pickle" in facts.patterns  # type: ignore[attr-defined]
+
+
+def test_gguf_facts_from_the_reader_equal_a_fresh_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gguf = pytest.importorskip("gguf")
+    import numpy as np
+
+    import modelshield.advisories.requirements as requirements
+
+    path = tmp_path / "model.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name("tiny")
+    writer.add_string("general.license", "apache-2.0")
+    writer.add_array("general.tags", ["a", "b", "c"])
+    writer.add_uint32("general.file_type", 7)
+    writer.add_bool("general.quantized", True)
+    writer.add_token_list(["<s>", "</s>", "hello"])
+    writer.add_chat_template("{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    writer.add_tensor("w", np.zeros(8, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    fresh = extract_file(path, "gguf")
+    monkeypatch.setattr(requirements, "extract_file", lambda *_a: pytest.fail("read a second time"))
+    facts = _facts_of_scan(path)
+    assert facts == fresh
+    assert "gguf-chat-template" in facts.patterns and facts.details["general.tags"] == "[3 items]"  # type: ignore[attr-defined]

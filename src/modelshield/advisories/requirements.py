@@ -421,6 +421,24 @@ def _npy(stream: BinaryIO, name: str, facts: ModelFacts) -> None:
 _GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 
 
+def facts_from_gguf(path: str, version: int, metadata: dict[str, object]) -> ModelFacts:
+    """Facts of a GGUF file from metadata its reader already parsed (no second parse)."""
+    facts = ModelFacts(path, "gguf")
+    facts.details["gguf_version"] = str(version)
+    for key, value in metadata.items():
+        _gguf_fact(key, value, facts)
+    _add_loaders(facts)
+    return facts
+
+
+def _gguf_fact(key: str, value: object, facts: ModelFacts) -> None:
+    if key.startswith("tokenizer.chat_template"):
+        facts.patterns.add("gguf-chat-template")
+        facts.details[key] = f"{len(str(value))} characters"
+    elif key.startswith("general.") and isinstance(value, str | int | float):
+        facts.details[key] = str(value)[:200]
+
+
 def _gguf(stream: BinaryIO, name: str, facts: ModelFacts) -> None:
     stream.read(4)
     (version,) = struct.unpack("<I", _exact(stream, 4))
@@ -433,12 +451,7 @@ def _gguf(stream: BinaryIO, name: str, facts: ModelFacts) -> None:
     for _ in range(kv_count):
         key = _gguf_string(stream, wide)
         (vtype,) = struct.unpack("<I", _exact(stream, 4))
-        value = _gguf_value(stream, vtype, wide)
-        if key.startswith("tokenizer.chat_template"):
-            facts.patterns.add("gguf-chat-template")
-            facts.details[key] = f"{len(str(value))} characters"
-        elif key.startswith("general.") and isinstance(value, str | int | float):
-            facts.details[key] = str(value)[:200]
+        _gguf_fact(key, _gguf_value(stream, vtype, wide), facts)
 
 
 def _exact(stream: BinaryIO, size: int) -> bytes:

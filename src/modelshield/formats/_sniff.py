@@ -291,6 +291,8 @@ COREML_MAX_SPEC_VERSION = 64
 
 def looks_like_coreml(head: bytes, size: int, name: str) -> bool:
     """``specificationVersion`` (field 1) first, then description/type fields; ``.mlmodel`` breaks ties."""
+    if head[:1] not in (b"\x08", b"\x88") and not name.lower().endswith(".mlmodel"):
+        return False  # field 1 as a varint is tag 8: 0x08, or 0x88 when padded; decided without the walker
     from modelshield.errors import FormatError
     from modelshield.formats import _protobuf as pb  # the protobuf walker: needed only when no magic matched
     from modelshield.formats._cursor import Cursor

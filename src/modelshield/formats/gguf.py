@@ -458,6 +458,19 @@ class _Parser:
                 self.problem(HEADER_ANOMALY.id, f"tensors {prev!r} and {name!r} overlap", self.h.data_offset + begin)
 
 
+def _facts(path: str, header: GGUFHeader) -> object:
+    """Framework facts from the parsed metadata; None (read the file again) when a string was skipped.
+
+    Arrays read as ``[N items]``, as the vulnerability stage's own GGUF reader spells them.
+    """
+    if any(isinstance(v, GGUFSkippedString) for v in header.metadata.values()):
+        return None
+    from modelshield.advisories.requirements import facts_from_gguf
+
+    values = {k: f"[{v.count} items]" if isinstance(v, GGUFArray) else v for k, v in header.metadata.items()}
+    return facts_from_gguf(path, header.version, values)
+
+
 def _data_end(header: GGUFHeader) -> int:
     ends = [i.offset + (i.nbytes or 0) for i in header.tensors]
     align = header.alignment
@@ -486,6 +499,9 @@ class GGUFReader(Reader):
                 yield ctx.finding(HEADER_OVERFLOW.id, exc.message, offset=exc.offset, references=exc.references)
             except FormatError as exc:  # truncated or corrupt: report after what was found so far
                 failure = exc
+            else:
+                if not blob.members:  # what the model needs, for the vulnerability stage (no second parse)
+                    ctx.facts = _facts(blob.path, header)
         for rule_id, message, offset, refs in header.problems:
             yield ctx.finding(rule_id, message, offset=offset, references=refs)
         yield from self._templates(header, ctx)
