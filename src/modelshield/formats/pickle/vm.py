@@ -1256,13 +1256,18 @@ def sniff_pickle(head: bytes, complete: bool) -> bool:
     return truncated and not complete and result.opcode_count >= (1 if proto_first else 8)
 
 
-_ARG_FIXED = {ArgKind.U1: 1, ArgKind.U2: 2, ArgKind.I4: 4, ArgKind.U4: 4, ArgKind.U8: 8, ArgKind.F8: 8}
-_ARG_SIZED = {
-    ArgKind.BYTES1: (1, "<B"),
-    ArgKind.BYTES4: (4, "<I"),
-    ArgKind.BYTES8: (8, "<Q"),
-    ArgKind.SBYTES4: (4, "<i"),
+#: Inline argument sizes by ArgKind value (plain ints: the walk below runs on every sniff).
+_ARG_FIXED = {
+    int(k): n
+    for k, n in {ArgKind.U1: 1, ArgKind.U2: 2, ArgKind.I4: 4, ArgKind.U4: 4, ArgKind.U8: 8, ArgKind.F8: 8}.items()
 }
+_ARG_SIZED = {
+    int(ArgKind.BYTES1): (1, "<B"),
+    int(ArgKind.BYTES4): (4, "<I"),
+    int(ArgKind.BYTES8): (8, "<Q"),
+    int(ArgKind.SBYTES4): (4, "<i"),
+}
+_ARG_LINES = {int(ArgKind.LINE): 1, int(ArgKind.LINE2): 2}
 
 
 def _valid_opcodes(head: bytes, wanted: int) -> int:
@@ -1276,19 +1281,18 @@ def _valid_opcodes(head: bytes, wanted: int) -> int:
         if kind < 0:
             break
         pos += 1
-        arg = ArgKind(kind)
-        if arg in _ARG_FIXED:
-            pos += _ARG_FIXED[arg]
-        elif arg in _ARG_SIZED:
-            width, fmt = _ARG_SIZED[arg]
+        if kind in _ARG_FIXED:
+            pos += _ARG_FIXED[kind]
+        elif kind in _ARG_SIZED:
+            width, fmt = _ARG_SIZED[kind]
             if pos + width > end:
                 break
             length = struct.unpack_from(fmt, head, pos)[0]
             if length < 0:
                 break
             pos += width + length
-        elif arg is ArgKind.LINE or arg is ArgKind.LINE2:
-            for _ in range(1 if arg is ArgKind.LINE else 2):
+        elif kind in _ARG_LINES:
+            for _ in range(_ARG_LINES[kind]):
                 newline = head.find(b"\n", pos)
                 if newline < 0:
                     return count
