@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
+from modelshield._record import record
 from modelshield.errors import UsageError
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Limits:
     """Bounds for every parser. All sizes in bytes, times in seconds."""
 

@@ -6,14 +6,13 @@ Every module that emits findings declares its rules here with :func:`rule`, so r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from modelshield._record import record
 from modelshield.types import Category, Severity
 
 RULES_VERSION = "2026.11.1"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Rule:
     """A stable rule: id, default severity and category, and the text shown to users."""
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Protocol
 
 from modelshield import __version__
+from modelshield._record import record
 from modelshield.analyzers.interface import analyzers_for
 from modelshield.errors import FormatError, LimitExceeded, SourceError
 from modelshield.formats.interface import Blob, ScanContext, detect
@@ -58,7 +59,7 @@ class ScanObserver(Protocol):
         """A top-level file is finished, with its artifacts (the file and its members)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ScanOptions:
     """How to scan: limits, fail threshold, hashing, parallelism."""
 
@@ -242,7 +243,7 @@ class Scanner:
             yield blob, result
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Stages:
     """The optional stages around the static scan, in pipeline order.
 
@@ -263,7 +264,7 @@ class Stages:
     attest_card: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Outcome:
     """What a full pipeline run produced: the report, the policy decision and the attestation."""
 
@@ -282,12 +283,13 @@ def _path(text: str) -> Path:
 def run_pipeline(
     targets: Sequence[str],
     options: ScanOptions,
-    stages: Stages = Stages(),
+    stages: Stages | None = None,
     observer: ScanObserver | None = None,
 ) -> Outcome:
     """Run every requested stage. Bad policies and a missing sandbox fail before anything is scanned."""
     from modelshield.policy.gate import Gate
 
+    stages = stages if stages is not None else Stages()
     attest_run = None
     if stages.attest:  # hash once up front; the report reuses these digests
         from modelshield.attest.workflow import AttestRun

@@ -6,8 +6,10 @@ Values are frozen dataclasses; pydantic is only used where data is serialized.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
+
+from modelshield._record import record
 
 
 class Severity(enum.IntEnum):
@@ -54,7 +56,7 @@ class VerdictKind(enum.StrEnum):
     FAIL = "fail"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Location:
     """Where inside an artifact a finding points.
 
@@ -93,7 +95,7 @@ class Location:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Finding:
     """One problem found in an artifact."""
 
@@ -136,7 +138,7 @@ class Finding:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CoverageGap:
     """Something that could not be fully analysed, and why."""
 
@@ -150,7 +152,7 @@ class CoverageGap:
         return {"path": self.path, "member": self.member, "reason": self.reason, "rule_id": self.rule_id}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Artifact:
     """One scanned file or archive member, with its findings."""
 
@@ -206,7 +208,7 @@ def blocks(findings: tuple[Finding, ...] | list[Finding], fail_on: Severity) -> 
     return any(f.severity >= fail_on for f in findings)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ScanReport:
     """The frozen result of a scan."""
 

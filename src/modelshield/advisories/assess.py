@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from modelshield._record import record
 from modelshield.advisories.db import Advisory, AdvisoryDB, load_db
 from modelshield.advisories.matcher import Match, Matcher
 from modelshield.advisories.requirements import ModelFacts, extract
@@ -98,7 +98,7 @@ CVE_PATTERNS: dict[str, frozenset[str]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Assessment:
     """The report with CVE findings added, and what was learned about the model."""
 

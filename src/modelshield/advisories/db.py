@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from modelshield._record import record
 from modelshield.errors import ModelShieldError
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Interval:
     """One affected version interval: ``introduced <= v < fixed`` or ``<= last_affected``.
 
@@ -59,7 +60,7 @@ class Interval:
     last_affected: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Advisory:
     """One advisory for one package, with the flags the relevance logic needs."""
 

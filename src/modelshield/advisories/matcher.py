@@ -6,16 +6,16 @@ parsed ranges are compiled once per package and cached, as are (package, version
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from modelshield._record import record
 from modelshield.advisories.db import Advisory, AdvisoryDB, Interval, normalise
 
 if TYPE_CHECKING:  # packaging is imported when a version is first compared
     from packaging.version import Version
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Match:
     """An advisory that affects a given version, and the lowest version that fixes it (if any)."""
 
@@ -25,7 +25,7 @@ class Match:
     fixed_in: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Bound:
     lo: Version | None
     hi: Version | None

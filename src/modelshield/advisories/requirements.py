@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from modelshield._record import record
 from modelshield.advisories import _protobuf as pb
 from modelshield.advisories.db import normalise
 from modelshield.errors import FormatError
@@ -32,7 +33,7 @@ MAX_GGUF_ARRAY = 10_000_000
 MAX_ONNX_TENSORS = 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Need:
     """A package a model needs: the version it was made with, a requirement, or a loader."""
 

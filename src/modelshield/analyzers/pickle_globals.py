@@ -22,9 +22,9 @@ import functools
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from modelshield._record import record
 from modelshield.analyzers.interface import Analyzer, register_analyzer
 from modelshield.formats.interface import ScanContext
 from modelshield.formats.pickle.values import (
@@ -146,7 +146,7 @@ class GlobalUse(enum.StrEnum):
     REFERENCE = "reference"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class GlobalVerdict:
     """Judgement of one global: on the allowlist or not, severity, reason and rule id."""
 
@@ -170,7 +170,7 @@ def _load(name: str) -> dict[str, Any]:
     return data
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Pattern:
     module: str
     name: str

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from modelshield._record import record
 from modelshield.errors import FormatError
 from modelshield.formats._cursor import Cursor
 from modelshield.formats._sniff import GGUF_MAGIC as MAGIC
@@ -137,7 +138,7 @@ class GGUFOverflow(FormatError):
         self.references = references
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class GGUFArray:
     """A metadata array: element type, element count and the first few elements."""
 
@@ -146,7 +147,7 @@ class GGUFArray:
     sample: tuple[object, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class GGUFSkippedString:
     """A metadata string too long to keep (only its length and offset are known)."""
 
@@ -154,7 +155,7 @@ class GGUFSkippedString:
     offset: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class GGUFTensorInfo:
     """One tensor info: dims are in ggml order (fastest-varying first); offset is data-relative."""
 

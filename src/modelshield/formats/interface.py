@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, ClassVar
 
+from modelshield._record import record
 from modelshield.errors import LimitExceeded
 from modelshield.limits import Limits
 from modelshield.rules import get_rule
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 SNIFF_BYTES = 4096
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Blob:
     """A byte source to scan.
 

@@ -14,9 +14,9 @@ import ast
 import re
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import ClassVar
 
+from modelshield._record import record
 from modelshield.errors import FormatError
 from modelshield.formats._sniff import NPY_MAGIC as MAGIC
 from modelshield.formats._sniff import sniff_numpy
@@ -41,7 +41,7 @@ SIZE_MISMATCH = rule(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class NpyHeader:
     """The parsed header: dtype description, shape, order, and where the body starts."""
 

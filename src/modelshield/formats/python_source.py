@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from modelshield._record import record
 from modelshield.errors import FormatError, LimitExceeded
 from modelshield.formats._sniff import sniff_python_source
 from modelshield.formats.executables import generic_findings
@@ -18,7 +18,7 @@ from modelshield.formats.interface import Blob, Reader, ScanContext, register_re
 MAX_SOURCE_BYTES = 8 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PythonSource:
     """A parsed Python file: its name (for evidence), source lines and syntax tree."""
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from modelshield._record import record
 from modelshield.errors import FormatError, LimitExceeded
 from modelshield.formats._sniff import sniff_safetensors, sniff_safetensors_index
 from modelshield.formats.interface import Blob, Reader, ScanContext, register_reader
@@ -105,7 +106,7 @@ INDEX_PATH_ESCAPE = rule(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TensorEntry:
     """One tensor of a safetensors header; offsets are relative to the data region."""
 

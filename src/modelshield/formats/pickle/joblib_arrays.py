@@ -10,8 +10,8 @@ plus padding (joblib >= 1.2, when ``numpy_array_alignment_bytes`` is set), then
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from modelshield._record import record
 from modelshield.formats.pickle.values import Call, GlobalRef, SDict
 
 _TYPESTR = re.compile(r"^[<>|=]?([a-zA-Z])(\d*)")
@@ -23,7 +23,7 @@ WRAPPER_NAMES = frozenset({"NumpyArrayWrapper"})
 MAX_BYTES = 1 << 62
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ArrayLayout:
     """What follows a wrapper's BUILD: ``nbytes`` raw bytes, or a nested pickle (``hasobject``)."""
 

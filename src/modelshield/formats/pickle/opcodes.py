@@ -8,7 +8,8 @@ The VM decodes arguments by :class:`ArgKind` and dispatches on the opcode byte.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+
+from modelshield._record import record
 
 
 class ArgKind(enum.IntEnum):
@@ -29,7 +30,7 @@ class ArgKind(enum.IntEnum):
     LINE2 = 12  #: two newline-terminated lines (GLOBAL, INST)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Opcode:
     """One opcode: byte value, name, protocol that introduced it, argument encoding."""
 

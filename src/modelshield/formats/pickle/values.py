@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from modelshield._record import record
+
 #: The global is invoked as a function: REDUCE/INST/OBJ target, or called by a known higher-order helper.
 USE_CALL = 1
 #: The global is a class instantiated without calling ``__init__`` (NEWOBJ, copyreg reconstructors).
@@ -185,7 +187,7 @@ class SSet:
         self.total += len(values)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CallSite:
     """One invocation (or implicit method call) loading the pickle would perform.
 
@@ -225,7 +227,7 @@ class CallSite:
         return f"{self.callable}{self.args}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Embedded:
     """A payload passed to a loader re-entry function (e.g. bytes given to ``pickle.loads``).
 
@@ -241,7 +243,7 @@ class Embedded:
     transcode: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PickleStream:
     """The IR of one pickle stream: everything loading it would import and invoke.
 
