@@ -137,8 +137,12 @@ def make_torch_zip(path: Path, total_mib: int = 1024) -> None:
     torch.save(layers, path)
 
 
-def make_small_torch_files(folder: Path, count: int = 2000) -> None:
-    """``count`` checkpoints of one small architecture (their data.pkl members are byte-identical)."""
+def make_small_torch_files(folder: Path, count: int = 2000, distinct: bool = False) -> None:
+    """``count`` checkpoints of one small architecture.
+
+    Their data.pkl members are byte-identical, unless ``distinct``: then every file uses its own
+    key names, so every pickle differs (same size class).
+    """
     import torch
 
     if folder.exists() and len(list(folder.iterdir())) == count:
@@ -146,20 +150,15 @@ def make_small_torch_files(folder: Path, count: int = 2000) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
     for i in range(count):
-        torch.save(model.state_dict(), folder / f"model_{i:04d}.pt")
+        state = model.state_dict()
+        if distinct:
+            state = {f"net{i}.{key}": value for key, value in state.items()}
+        torch.save(state, folder / f"model_{i:04d}.pt")
 
 
 def make_distinct_torch_files(folder: Path, count: int = 2000) -> None:
-    """``count`` small checkpoints whose pickles all differ (own key names per file), same size class."""
-    import torch
-
-    if folder.exists() and len(list(folder.iterdir())) == count:
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
-    for i in range(count):
-        state = {f"net{i}.{key}": value for key, value in model.state_dict().items()}
-        torch.save(state, folder / f"model_{i:04d}.pt")
+    """``make_small_torch_files`` with every pickle different."""
+    make_small_torch_files(folder, count, distinct=True)
 
 
 def generate(kind: str, path: Path, size: int) -> None:
