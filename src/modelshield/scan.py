@@ -6,10 +6,11 @@ Nothing here executes scanned content: readers parse bytes, analyzers judge the 
 from __future__ import annotations
 
 import dataclasses
+import io
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from modelshield import __version__
 from modelshield._record import record
@@ -121,6 +122,8 @@ def _scan_blob(blob: Blob, limits: Limits, deadline: float, out: list[Artifact],
     fmt = "unknown"
     try:
         head = blob.head()
+        if 0 < blob.size == len(head) and not blob.members:  # read whole already: readers reuse these bytes
+            blob = Blob(blob.path, blob.members, blob.size, _memory_opener(head), blob.format_hint)
         if not head:
             fmt = "empty"
             findings.append(ctx.finding(EMPTY_FILE.id, "empty file"))
@@ -183,6 +186,10 @@ def _generic_checks(blob: Blob, limits: Limits) -> list[Finding]:
     with blob.open() as stream:
         data = stream.read(GENERIC_CHECK_BYTES)
     return list(generic_findings(data, ScanContext(blob, limits)))
+
+
+def _memory_opener(data: bytes) -> Callable[[], BinaryIO]:
+    return lambda: io.BytesIO(data)
 
 
 def _route(item: object, ctx: ScanContext, findings: list[Finding], children: list[Blob]) -> None:

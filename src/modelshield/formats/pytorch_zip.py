@@ -69,6 +69,11 @@ def member_action(flavor: str, names: Sequence[str], head: bytes, last: bytes, s
         return Action.CODE
     if looks_like_pickle(head, last):
         return Action.SCAN
+    if len(names) == 1:  # the common case, without generators
+        name = names[0]
+        if _STORAGE.search(name) or size <= METADATA_MAX and _is_metadata(name, head[:size]):
+            return Action.SKIP
+        return Action.SCAN
     if all(is_storage_name(n) for n in names):
         return Action.SKIP
     if size <= METADATA_MAX and all(_is_metadata(n, head[:size]) for n in names):

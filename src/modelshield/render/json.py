@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from modelshield.types import ScanReport
@@ -38,8 +39,23 @@ def report_dict(report: ScanReport) -> dict[str, Any]:
 
 
 def render_json(report: ScanReport) -> str:
-    """Serialize the report as indented JSON."""
-    return json.dumps(report_dict(report), indent=2, sort_keys=False) + "\n"
+    """Serialize the report as indented JSON; artifacts without findings take one line each.
+
+    Indented output goes through the json module's pure-Python encoder, ~5x slower than its C
+    encoder; on a folder of thousands of files that cost more than a third of the scan. So clean
+    artifacts are encoded compactly (C encoder), one per line, and only the rest is indented.
+    """
+    data = report_dict(report)
+    artifacts = data["artifacts"]
+    marker = f"@artifacts-{os.urandom(8).hex()}@"  # cannot occur in the rest of the report
+    data["artifacts"] = [marker] if artifacts else []
+    text = json.dumps(data, indent=2)
+    if artifacts:
+        lines = ",\n    ".join(
+            json.dumps(a, indent=2).replace("\n", "\n    ") if a["findings"] else json.dumps(a) for a in artifacts
+        )
+        text = text.replace(f'"{marker}"', lines, 1)
+    return text + "\n"
 
 
 def schema_path() -> str:

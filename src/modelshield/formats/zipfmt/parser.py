@@ -270,6 +270,8 @@ def _central_entry(data: bytes, pos: int, shift: int) -> tuple[Entry, int]:
 
 def _zip64_extra(extra: bytes, values: tuple[int, ...]) -> tuple[int, ...]:
     """Replace 0xFFFFFFFF fields by their ZIP64 extra-field values, in order."""
+    if 0xFFFFFFFF not in values:
+        return values  # nothing to replace (the common case: no ZIP64 sizes)
     pos = 0
     while pos + 4 <= len(extra):
         tag, length = struct.unpack_from("<HH", extra, pos)
@@ -287,11 +289,18 @@ def _zip64_extra(extra: bytes, values: tuple[int, ...]) -> tuple[int, ...]:
 
 def read_local(stream: BinaryIO, offset: int) -> LocalHeader | None:
     """Parse the local header at ``offset`` or return None when there is none."""
-    raw = read_at(stream, offset, LOCAL.size)
-    if len(raw) < LOCAL.size or not raw.startswith(LOCAL_SIG):
-        return None
-    _, _, flags, method, _, _, crc, csize, usize, name_len, extra_len = LOCAL.unpack(raw)
-    tail = read_at(stream, offset + LOCAL.size, name_len + extra_len)
+    if type(stream) is MemoryStream:  # small archives: unpack in place, no copies
+        data = stream.data
+        if offset < 0 or offset + LOCAL.size > len(data) or not data.startswith(LOCAL_SIG, offset):
+            return None
+        _, _, flags, method, _, _, crc, csize, usize, name_len, extra_len = LOCAL.unpack_from(data, offset)
+        tail = data[offset + LOCAL.size : offset + LOCAL.size + name_len + extra_len]
+    else:
+        raw = read_at(stream, offset, LOCAL.size)
+        if len(raw) < LOCAL.size or not raw.startswith(LOCAL_SIG):
+            return None
+        _, _, flags, method, _, _, crc, csize, usize, name_len, extra_len = LOCAL.unpack(raw)
+        tail = read_at(stream, offset + LOCAL.size, name_len + extra_len)
     name = decode_name(tail[:name_len], flags)
     usize, csize = _zip64_extra(tail[name_len:], (usize, csize))[:2]
     return LocalHeader(offset, name, flags, method, crc, csize, usize, offset + LOCAL.size + name_len + extra_len)

@@ -180,7 +180,8 @@ def _member(
 ) -> Iterator[object]:
     if entry.is_dir:
         return
-    for name in entry.names:
+    names = entry.names
+    for name in names:
         reason = unsafe_path(name)
         if reason:
             yield ctx.finding(
@@ -200,12 +201,13 @@ def _member(
         return
     if small is not None and payload.size <= len(payload.head) and entry.name.rsplit("/", 1)[-1] in FACT_MEMBERS:
         small[entry.name] = payload.head
-    action = pytorch_zip.member_action(flavor, entry.names, payload.head, payload.last, payload.size)
+    action = pytorch_zip.member_action(flavor, names, payload.head, payload.last, payload.size)
     if entry.flags & FLAG_ENCRYPTED:
         yield _encryption_finding(entry, payload, stream, problems, ctx)
     else:
         yield from problems
-        yield from _integrity(entry, payload, stream, action, ctx)
+        if action is not pytorch_zip.Action.SKIP:  # skipped tensor storages are not hashed
+            yield from _integrity(entry, payload, stream, ctx)
     member = entry.extra_names[0] if entry.extra_names else entry.name
     if action is pytorch_zip.Action.CODE:
         yield from _check_code(member, payload.blob(blob, member), ctx)
@@ -219,6 +221,14 @@ def _member(
 
 def _payload(entry: Entry, stream: BinaryIO, ctx: ScanContext, budget: Budget) -> tuple[_Payload | None, list[Finding]]:
     """Locate (stored) or decompress (other methods) a member's bytes; problems as findings."""
+    if type(stream) is MemoryStream and entry.method == 0 and 0 <= entry.data_offset:
+        data = stream.data  # the common case, a small archive read whole: slices, no seeks
+        start = entry.data_offset
+        available = max(0, min(entry.compressed_size, len(data) - start))
+        if available == entry.compressed_size:
+            head = data[start : start + min(SNIFF_BYTES, available)]
+            last = data[start + available - 1 : start + available] if available else b""
+            return _Payload(available, head, last, start), []
     size = stream.seek(0, io.SEEK_END)
     available = max(0, min(entry.compressed_size, size - entry.data_offset))
     problems: list[Finding] = []
@@ -342,12 +352,10 @@ def _recognised(head: bytes) -> bool:
     return detect(probe, head) is not None
 
 
-def _integrity(
-    entry: Entry, payload: _Payload, stream: BinaryIO, action: pytorch_zip.Action, ctx: ScanContext
-) -> Iterator[Finding]:
-    """CRC and declared-size checks (skipped tensor storages are not hashed)."""
+def _integrity(entry: Entry, payload: _Payload, stream: BinaryIO, ctx: ScanContext) -> Iterator[Finding]:
+    """CRC and declared-size checks of a member that is scanned."""
     crc_known = entry.in_central or not entry.flags & FLAG_DESCRIPTOR
-    if not crc_known or not payload.complete or action is pytorch_zip.Action.SKIP:
+    if not crc_known or not payload.complete:
         return
     crc = payload.crc
     if crc is None and payload.size <= CRC_CHECK_MAX:
