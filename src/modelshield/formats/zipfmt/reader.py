@@ -221,7 +221,7 @@ def _member(
 
 def _payload(entry: Entry, stream: BinaryIO, ctx: ScanContext, budget: Budget) -> tuple[_Payload | None, list[Finding]]:
     """Locate (stored) or decompress (other methods) a member's bytes; problems as findings."""
-    if type(stream) is MemoryStream and entry.method == 0 and 0 <= entry.data_offset:
+    if type(stream) is MemoryStream and entry.method == 0 and entry.data_offset >= 0:
         data = stream.data  # the common case, a small archive read whole: slices, no seeks
         start = entry.data_offset
         available = max(0, min(entry.compressed_size, len(data) - start))
