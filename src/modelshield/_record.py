@@ -14,7 +14,7 @@ import dataclasses
 import reprlib
 from collections.abc import Callable
 from operator import attrgetter
-from typing import Any, TypeVar, dataclass_transform
+from typing import Any, TypeVar, dataclass_transform, overload
 
 T = TypeVar("T")
 
@@ -61,11 +61,27 @@ def _repr(self: object) -> str:
     return f"{self.__class__.__qualname__}({inner})"
 
 
+@overload
+def record(cls: type[T], /) -> type[T]: ...
+
+
+@overload
+def record(*, frozen: bool = True) -> Callable[[type[T]], type[T]]: ...
+
+
 @dataclass_transform(frozen_default=True)
-def record(cls: type[T]) -> type[T]:
-    """Class decorator: ``@dataclass(frozen=True, slots=True)`` with the shared methods above."""
-    made = dataclasses.dataclass(frozen=True, slots=True, repr=False, eq=False)(cls)
-    made.__eq__ = _eq  # type: ignore[method-assign]
-    made.__hash__ = _hash  # type: ignore[method-assign]
-    made.__repr__ = _repr  # type: ignore[method-assign]
-    return made
+def record(cls: type[T] | None = None, /, *, frozen: bool = True) -> type[T] | Callable[[type[T]], type[T]]:
+    """Class decorator: ``@dataclass(frozen=True, slots=True)`` with the shared methods above.
+
+    ``@record(frozen=False)`` is for records built by the thousand on a hot path and never changed
+    afterwards: a frozen ``__init__`` sets each field through ``object.__setattr__``, 4x the cost.
+    """
+
+    def make(cls: type[T]) -> type[T]:
+        made = dataclasses.dataclass(frozen=frozen, slots=True, repr=False, eq=False)(cls)
+        made.__eq__ = _eq  # type: ignore[method-assign]
+        made.__hash__ = _hash  # type: ignore[method-assign]
+        made.__repr__ = _repr  # type: ignore[method-assign]
+        return made
+
+    return make if cls is None else make(cls)

@@ -187,7 +187,7 @@ class SSet:
         self.total += len(values)
 
 
-@record
+@record(frozen=False)  # a dozen per stream on the VM's hot path; nothing changes them after the VM
 class CallSite:
     """One invocation (or implicit method call) loading the pickle would perform.
 

@@ -271,14 +271,21 @@ class PickleVM:
         unpack = struct.unpack_from
         n = self.count
         start = pos
+        size = win.size
         check_at = self._next_check(n)
         try:
             while True:
                 if end - pos < 9:
-                    win.pos = pos
-                    win.fill(9)
-                    buf, pos, base = win.buf, win.pos, win.base
-                    end = len(buf)
+                    if base + end < size:  # more bytes in the stream: slide the window
+                        win.pos = pos
+                        win.fill(9)
+                        buf, pos, base = win.buf, win.pos, win.base
+                        end = len(buf)
+                    if n >= check_at:  # inlined opcodes skip the check below; a window holds a bounded number
+                        win.pos = pos
+                        self.count = n
+                        self._check_limits(n)
+                        check_at = self._next_check(n)
                     start = pos
                     if pos >= end:
                         raise Truncated(base + pos, "stream ended without a STOP opcode")
@@ -368,6 +375,23 @@ class PickleVM:
                 elif op == 0x47:  # BINFLOAT
                     stack.append(unpack(">d", buf, pos)[0])
                     pos += 8
+                    continue
+                elif op == 0x74 and marks:  # TUPLE
+                    k = marks.pop()
+                    items = tuple(stack[k:])
+                    del stack[k:]
+                    stack.append(items)
+                    continue
+                elif op == 0x52 and len(stack) >= 2:  # REDUCE
+                    args = stack.pop()
+                    self.op_off = base + start
+                    self.op_index = n - 1
+                    self._invoke("REDUCE", stack.pop(), args)
+                    continue
+                elif op == 0x51 and stack:  # BINPERSID
+                    self.op_off = base + start
+                    self.op_index = n - 1
+                    self._persistent(stack.pop())
                     continue
                 elif (op == 0x75 or op == 0x65) and marks:  # SETITEMS, APPENDS into plain containers
                     k = marks[-1]
@@ -548,7 +572,7 @@ class PickleVM:
 
     def _invoke(self, kind: str, func: object, args: object, kwargs: object = None) -> None:
         """Record a call of ``func`` and push its symbolic result."""
-        if self._type_lookup(kind, func, args, kwargs):
+        if type(args) is tuple and len(args) == 1 and self._type_lookup(kind, func, args, kwargs):
             return
         if isinstance(func, PersId) and _is_module_persid(func.pid):
             func = func.pid[1]  # type: ignore[index] # torch's legacy persistent_load returns the class
