@@ -248,6 +248,16 @@ def test_limits_raise_after_the_partial_stream_is_yielded() -> None:
     assert limit is not None and limit.limit == "max_memo"
 
 
+def test_opcode_limit_holds_for_streams_of_inlined_opcodes_only() -> None:
+    # NONE and BININT1 take the VM's inlined fast paths; a stream of nothing else (and no STOP)
+    # must still hit max_opcodes, checked whenever the read window slides.
+    for body in (b"N" * 2_000_000, b"K\x01" * 1_000_000):
+        data = b"\x80\x02" + body
+        result, limit = parse_one_stream(io.BytesIO(data), ctx_for(data, Limits(max_opcodes=10_000)))
+        assert limit is not None and limit.limit == "max_opcodes"
+        assert result[-1].limit == "max_opcodes"  # type: ignore[attr-defined]
+
+
 def test_joblib_inline_arrays_are_skipped_and_object_arrays_parsed(tmp_path: object) -> None:
     np = pytest.importorskip("numpy")
     joblib = pytest.importorskip("joblib")
