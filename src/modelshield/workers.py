@@ -2,8 +2,10 @@
 
 Workers receive small batches of top-level files and answer with the whole batch's results in
 one message (thousands of per-file messages cost the parent more CPU than the scan itself on
-folders of small files). Which file a worker is on, and since when, sits in a small shared-memory
-slot per worker that the worker writes before each file and the parent reads only when needed:
+folders of small files). Each worker has up to two batches in flight, so it starts the next one
+without waiting for the parent to read its last answer. Which file a worker is on, and since when,
+sits in a small shared-memory slot per worker that the worker writes before each file and the
+parent reads only when needed:
 when a worker dies (segfault, OOM kill) or its current file runs past the per-file timeout, the
 parent kills it, records a ``SCAN-CRASH`` coverage finding for that file, puts every other file
 of its batch back in the queue and starts a fresh worker; the other files are unaffected.
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
 
 #: Files per batch at most; batches shrink near the end of the queue so both workers stay busy.
 MAX_BATCH = 32
+#: Batches sent to a worker before its first answer (the next one waits in the pipe).
+IN_FLIGHT = 2
 #: Shared slot of a worker: [index of the file being scanned (-1: none), time.monotonic() it started].
 _IDLE = -1.0
 
@@ -54,6 +58,7 @@ def _worker_main(conn: Connection, options: ScanOptions, slot: Any) -> None:
             slot[1] = time.monotonic()
             slot[0] = float(index)
             results.append((index, scan_file(file_blob(path, size), options)))
+        slot[1] = time.monotonic()  # idle from now: a queued batch is timed from here
         slot[0] = _IDLE
         conn.send(results)
 
@@ -64,9 +69,11 @@ class _Worker:
     conn: Connection
     #: [current file index or -1, when it started] shared with the worker process
     slot: Any
-    #: files sent and not yet answered
+    #: files sent and not yet answered (every batch in flight)
     batch: dict[int, Blob] = field(default_factory=dict)
-    #: when the batch was sent (a worker that has not started a file yet is timed from here)
+    #: batches sent and not yet answered
+    in_flight: int = 0
+    #: when the last batch was sent (a worker between files is timed from here or from its last answer)
     sent: float = 0.0
 
 
@@ -97,9 +104,10 @@ class _Pool:
         return _Worker(proc, parent, slot)
 
     def _dispatch(self, worker: _Worker) -> None:
-        size = max(1, min(MAX_BATCH, len(self.pending) // (2 * len(self.workers))))
+        size = max(1, min(MAX_BATCH, len(self.pending) // (2 * IN_FLIGHT * len(self.workers))))
         batch = [self.pending.popleft() for _ in range(min(size, len(self.pending)))]
-        worker.batch = dict(batch)
+        worker.batch.update(batch)
+        worker.in_flight += 1
         worker.sent = time.monotonic()
         if self.observer:
             for _, blob in batch:
@@ -115,7 +123,7 @@ class _Pool:
         """The file the worker is on (None before the first one) and since when."""
         index = int(worker.slot[0])
         if index < 0 or index not in worker.batch:
-            return None, worker.sent
+            return None, max(worker.sent, worker.slot[1])
         return index, worker.slot[1]
 
     def _retire(self, worker: _Worker, reason: str) -> None:
@@ -129,6 +137,7 @@ class _Pool:
         self._finish(index, blob, _crash_artifact(blob, self.options, reason))
         self.pending.extendleft(sorted(worker.batch.items(), reverse=True))  # the rest is scanned again
         worker.batch = {}
+        worker.in_flight = 0
         self.workers[self.workers.index(worker)] = self._spawn()
 
     def _collect(self, worker: _Worker) -> None:
@@ -141,13 +150,14 @@ class _Pool:
                 code = worker.process.exitcode
             self._retire(worker, f"scanner worker died while scanning this file (exit code {code})")
             return
+        worker.in_flight -= 1
         for index, artifacts in answers:
             self._finish(index, worker.batch.pop(index), artifacts)
 
     def run(self) -> dict[int, list[Artifact]]:
         while self.pending or any(w.batch for w in self.workers):
             for worker in self.workers:
-                if not worker.batch and self.pending:
+                while worker.in_flight < IN_FLIGHT and self.pending:
                     self._dispatch(worker)
             busy = [w for w in self.workers if w.batch]
             next_deadline = min(self._current(w)[1] + self.timeout for w in busy)

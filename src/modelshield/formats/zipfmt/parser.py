@@ -234,10 +234,18 @@ def _central_entries(stream: BinaryIO, eocd: _Eocd, layout: Layout, limits: Limi
     data = read_at(stream, start, length)
     entries: list[Entry] = []
     pos = 0
-    while pos + CENTRAL.size <= len(data) and data[pos : pos + 4] == CENTRAL_SIG:
-        entry, pos = _central_entry(data, pos, shift)
-        entries.append(entry)
+    fixed, unpack, end = CENTRAL.size, CENTRAL.unpack_from, len(data)
+    while pos + fixed <= end and data.startswith(CENTRAL_SIG, pos):  # one loop, no calls: runs per member
+        (_, _, _, flags, method, _, _, crc, csize, usize, name_len, extra_len, comment_len, _, _, _, offset) = unpack(
+            data, pos
+        )
+        extra_at = pos + fixed + name_len
+        name = decode_name(data[pos + fixed : extra_at], flags)
+        if 0xFFFFFFFF in (usize, csize, offset):
+            usize, csize, offset = _zip64_extra(data[extra_at : extra_at + extra_len], (usize, csize, offset))
+        entries.append(Entry(name, offset + shift, -1, method, flags, crc, csize, usize))
         check_members(len(entries), limits)
+        pos = extra_at + extra_len + comment_len
     if len(entries) != eocd.entries:
         layout.anomalies.append(
             Anomaly(
@@ -254,18 +262,6 @@ def _central_entries(stream: BinaryIO, eocd: _Eocd, layout: Layout, limits: Limi
             )
         )
     return entries
-
-
-def _central_entry(data: bytes, pos: int, shift: int) -> tuple[Entry, int]:
-    (_, _, _, flags, method, _, _, crc, csize, usize, name_len, extra_len, comment_len, _, _, _, offset) = (
-        CENTRAL.unpack_from(data, pos)
-    )
-    name_at = pos + CENTRAL.size
-    name = decode_name(data[name_at : name_at + name_len], flags)
-    extra = data[name_at + name_len : name_at + name_len + extra_len]
-    usize, csize, offset = _zip64_extra(extra, (usize, csize, offset))
-    entry = Entry(name, offset + shift, -1, method, flags, crc, csize, usize)
-    return entry, name_at + name_len + extra_len + comment_len
 
 
 def _zip64_extra(extra: bytes, values: tuple[int, ...]) -> tuple[int, ...]:
@@ -313,6 +309,7 @@ def _walk_locals(stream: BinaryIO, layout: Layout, central: list[Entry], limits:
     starts = [offset for offset in known if 0 <= offset < limit]
     first = min(starts) if starts else _find_sig(stream, 0, limit, LOCAL_SIG)
     headers: list[LocalHeader] = []
+    data = stream.data if type(stream) is MemoryStream else None
     pos = first
     while pos is not None and pos < limit:
         header = read_local(stream, pos)
@@ -321,8 +318,12 @@ def _walk_locals(stream: BinaryIO, layout: Layout, central: list[Entry], limits:
             continue
         headers.append(header)
         check_members(len(headers), limits)
-        end = _data_end(stream, header, known.get(pos), limit)
-        pos = _skip_descriptor(stream, end, limit)
+        size = known.get(pos)
+        end = header.data_offset + size if size is not None else _data_end(stream, header, None, limit)
+        if data is not None and end < limit and data[end : end + 4] in NEXT_SIGS:
+            pos = end  # the next record follows directly (no data descriptor): the common case
+        else:
+            pos = _skip_descriptor(stream, end, limit)
     layout.first_local = first
     return headers
 
