@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -28,7 +29,7 @@ from modelshield.rules import get_rule
 from modelshield.types import Finding, Location, Severity
 
 if TYPE_CHECKING:
-    from modelshield.formats._sniff import Entry
+    from modelshield.formats._sniff import Entry, Test
 
 SNIFF_BYTES = 4096
 
@@ -70,6 +71,8 @@ class Blob:
 
     def head(self, size: int = SNIFF_BYTES) -> bytes:
         """The first ``size`` bytes (for sniffing)."""
+        if type(self.opener) is FileOpener:
+            return self.opener.head(size)
         with self.open() as stream:
             return stream.read(size)
 
@@ -84,6 +87,35 @@ class Blob:
             return io.BufferedReader(_range_stream(self.open(), start, length), buffer_size=1 << 16)
 
         return Blob(self.path, (*self.members, member), length, opener, format_hint)
+
+
+class FileOpener:
+    """The opener of a file on disk; its :meth:`head` reads without a buffered file object.
+
+    Every scanned file is sniffed first; plain ``os`` calls do that in half the time of ``open``.
+    """
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __call__(self) -> BinaryIO:
+        return open(self.path, "rb")  # noqa: SIM115 - the caller closes the stream
+
+    def head(self, size: int) -> bytes:
+        """Up to ``size`` bytes from the start of the file."""
+        fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            data = os.read(fd, size)
+            while data and len(data) < size:  # a short read before the end (not on regular files)
+                more = os.read(fd, size - len(data))
+                if not more:
+                    break
+                data += more
+            return data
+        finally:
+            os.close(fd)
 
 
 class WindowStream(io.RawIOBase):
@@ -220,6 +252,8 @@ _BY_CLASS: dict[tuple[str, str], Reader] = {}
 #: Detection steps, rebuilt when readers register: (registered count, steps). A step is a catalog
 #: entry (its module imported on demand) or a reader registered outside the catalog (plug-ins).
 _plan: tuple[int, tuple[Entry | Reader, ...]] | None = None
+#: The steps of ``_plan`` paired with their content tests (see :func:`_steps_and_tests`).
+_tested: tuple[tuple[Entry | Reader, ...], tuple[tuple[Entry | Reader, Test | None], ...]] | None = None
 
 
 def register_reader(cls: type[Reader]) -> type[Reader]:
@@ -245,6 +279,19 @@ def _steps() -> tuple[Entry | Reader, ...]:
         steps.sort(key=lambda step: -step.priority)  # stable
         _plan = (len(_READERS), tuple(steps))
     return _plan[1]
+
+
+def _steps_and_tests() -> tuple[tuple[Entry | Reader, Test | None], ...]:
+    """:func:`_steps` with each step's content test (None: ask the reader's ``sniff``), cached.
+
+    Detection runs on every blob; telling catalog entries from readers once here keeps an
+    ``isinstance`` check against the Reader ABC (slow) out of that loop.
+    """
+    global _tested
+    steps = _steps()
+    if _tested is None or _tested[0] is not steps:
+        _tested = (steps, tuple((step, None if isinstance(step, Reader) else step.test) for step in steps))
+    return _tested[1]
 
 
 def _key(reader: Reader) -> tuple[str, str]:
@@ -282,16 +329,14 @@ def detect(blob: Blob, head: bytes | None = None, *, below: int | None = None) -
     """
     if head is None:
         head = blob.head()
-    for step in _steps():
+    for step, test in _steps_and_tests():
         if below is not None and step.priority >= below:
             continue
-        if isinstance(step, Reader):
-            if step.sniff(head, blob):
-                return step
-        elif step.test is None:
-            reader = _catalogued(step)
+        if test is not None:
+            if test(head, blob):
+                return _catalogued(step)  # type: ignore[arg-type]
+        else:
+            reader = step if isinstance(step, Reader) else _catalogued(step)
             if reader.sniff(head, blob):
                 return reader
-        elif step.test(head, blob):
-            return _catalogued(step)
     return None

@@ -8,16 +8,12 @@ from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from modelshield.errors import SourceError
-from modelshield.formats.interface import Blob
+from modelshield.formats.interface import Blob, FileOpener
 
 
 def file_blob(path: str, size: int) -> Blob:
     """A blob over a regular file on disk."""
-
-    def opener() -> BinaryIO:
-        return open(path, "rb")  # noqa: SIM115 - the caller closes the stream
-
-    return Blob(path, (), size, opener)
+    return Blob(path, (), size, FileOpener(path))
 
 
 def as_pathlib_spells(target: str) -> str:

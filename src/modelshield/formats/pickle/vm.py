@@ -295,117 +295,128 @@ class PickleVM:
                 op = buf[pos]
                 pos += 1
                 n += 1
-                # Inlined fast paths, most frequent first (same semantics as the op_* handlers).
-                if op == 0x68:  # BINGET
-                    stack.append(memo[buf[pos]])
-                    pos += 1
-                    continue
-                if op == 0x71 or op == 0x72 or op == 0x94:  # BINPUT, LONG_BINPUT, MEMOIZE
-                    if op == 0x71:
-                        key = buf[pos]
+                # Inlined fast paths (same semantics as the op_* handlers), split on the opcode
+                # value so that frequent opcodes are reached after a few comparisons. A branch
+                # that does not ``continue`` falls through to the generic path below.
+                if op >= 0x68:
+                    if op == 0x71 or op == 0x94 or op == 0x72:  # BINPUT, MEMOIZE, LONG_BINPUT
+                        if op == 0x71:
+                            key = buf[pos]
+                            pos += 1
+                        elif op == 0x94:
+                            key = len(memo)
+                        else:
+                            key = unpack("<I", buf, pos)[0]
+                            pos += 4
+                        if len(memo) >= max_memo and key not in memo:
+                            raise LimitExceeded("max_memo", max_memo, "pickle memo grew past max_memo")
+                        memo[key] = stack[-1]
+                        continue
+                    if op == 0x68:  # BINGET
+                        stack.append(memo[buf[pos]])
                         pos += 1
-                    elif op == 0x72:
-                        key = unpack("<I", buf, pos)[0]
-                        pos += 4
-                    else:
-                        key = len(memo)
-                    if len(memo) >= max_memo and key not in memo:
-                        raise LimitExceeded("max_memo", max_memo, "pickle memo grew past max_memo")
-                    memo[key] = stack[-1]
-                    continue
-                if op == 0x6A:  # LONG_BINGET
-                    stack.append(memo[unpack("<I", buf, pos)[0]])
-                    pos += 4
-                    continue
-                if op == 0x28:  # MARK
-                    marks.append(len(stack))
-                    if len(marks) > max_nesting:
-                        raise LimitExceeded("max_nesting", max_nesting, "pickle MARKs nested too deeply")
-                    continue
-                if op == 0x8C or op == 0x58:  # SHORT_BINUNICODE, BINUNICODE
-                    if op == 0x8C:
+                        continue
+                    if op == 0x8C:  # SHORT_BINUNICODE
                         size = buf[pos]
-                        at = pos + 1
-                    else:
+                        if size <= KEEP_PAYLOAD and pos + 1 + size <= end:
+                            stack.append(buf[pos + 1 : pos + 1 + size].decode("utf-8", "surrogatepass"))
+                            pos += 1 + size
+                            continue
+                    elif op == 0x74:  # TUPLE
+                        if marks:
+                            k = marks.pop()
+                            items = tuple(stack[k:])
+                            del stack[k:]
+                            stack.append(items)
+                            continue
+                    elif op == 0x85:  # TUPLE1
+                        stack[-1] = (stack[-1],)
+                        continue
+                    elif op == 0x86:  # TUPLE2
+                        second = stack.pop()
+                        stack[-1] = (stack[-1], second)
+                        continue
+                    elif op == 0x88 or op == 0x89:  # NEWTRUE, NEWFALSE
+                        stack.append(op == 0x88)
+                        continue
+                    elif op == 0x87:  # TUPLE3
+                        third = stack.pop()
+                        second = stack.pop()
+                        stack[-1] = (stack[-1], second, third)
+                        continue
+                    elif op == 0x7D:  # EMPTY_DICT
+                        stack.append(SDict())
+                        continue
+                    elif op == 0x6A:  # LONG_BINGET
+                        stack.append(memo[unpack("<I", buf, pos)[0]])
+                        pos += 4
+                        continue
+                    elif op == 0x75 and marks:  # SETITEMS into a plain dict
+                        k = marks[-1]
+                        target = stack[k - 1] if k > 0 else None
+                        if type(target) is SDict and not (len(stack) - k) % 2:
+                            marks.pop()
+                            target.set_many(stack[k:])
+                            del stack[k:]
+                            continue
+                else:
+                    if op == 0x4B:  # BININT1
+                        stack.append(buf[pos])
+                        pos += 1
+                        continue
+                    if op == 0x28:  # MARK
+                        marks.append(len(stack))
+                        if len(marks) > max_nesting:
+                            raise LimitExceeded("max_nesting", max_nesting, "pickle MARKs nested too deeply")
+                        continue
+                    if op == 0x52:  # REDUCE
+                        if len(stack) >= 2:
+                            args = stack.pop()
+                            self.op_off = base + start
+                            self.op_index = n - 1
+                            self._invoke("REDUCE", stack.pop(), args)
+                            continue
+                    elif op == 0x58:  # BINUNICODE
                         size = unpack("<I", buf, pos)[0]
-                        at = pos + 4
-                    if size <= KEEP_PAYLOAD and at + size <= end:
-                        stack.append(buf[at : at + size].decode("utf-8", "surrogatepass"))
-                        pos = at + size
+                        if size <= KEEP_PAYLOAD and pos + 4 + size <= end:
+                            stack.append(buf[pos + 4 : pos + 4 + size].decode("utf-8", "surrogatepass"))
+                            pos += 4 + size
+                            continue
+                    elif op == 0x29:  # EMPTY_TUPLE
+                        stack.append(())
                         continue
-                elif op == 0x4B:  # BININT1
-                    stack.append(buf[pos])
-                    pos += 1
-                    continue
-                elif op == 0x4A:  # BININT
-                    stack.append(unpack("<i", buf, pos)[0])
-                    pos += 4
-                    continue
-                elif op == 0x4D:  # BININT2
-                    stack.append(buf[pos] | (buf[pos + 1] << 8))
-                    pos += 2
-                    continue
-                elif op == 0x4E:  # NONE
-                    stack.append(None)
-                    continue
-                elif op == 0x88 or op == 0x89:  # NEWTRUE, NEWFALSE
-                    stack.append(op == 0x88)
-                    continue
-                elif op == 0x7D:  # EMPTY_DICT
-                    stack.append(SDict())
-                    continue
-                elif op == 0x5D:  # EMPTY_LIST
-                    stack.append(SList(cap=keep))
-                    continue
-                elif op == 0x29:  # EMPTY_TUPLE
-                    stack.append(())
-                    continue
-                elif op == 0x85:  # TUPLE1
-                    stack[-1] = (stack[-1],)
-                    continue
-                elif op == 0x86:  # TUPLE2
-                    second = stack.pop()
-                    stack[-1] = (stack[-1], second)
-                    continue
-                elif op == 0x87:  # TUPLE3
-                    third = stack.pop()
-                    second = stack.pop()
-                    stack[-1] = (stack[-1], second, third)
-                    continue
-                elif op == 0x47:  # BINFLOAT
-                    stack.append(unpack(">d", buf, pos)[0])
-                    pos += 8
-                    continue
-                elif op == 0x74 and marks:  # TUPLE
-                    k = marks.pop()
-                    items = tuple(stack[k:])
-                    del stack[k:]
-                    stack.append(items)
-                    continue
-                elif op == 0x52 and len(stack) >= 2:  # REDUCE
-                    args = stack.pop()
-                    self.op_off = base + start
-                    self.op_index = n - 1
-                    self._invoke("REDUCE", stack.pop(), args)
-                    continue
-                elif op == 0x51 and stack:  # BINPERSID
-                    self.op_off = base + start
-                    self.op_index = n - 1
-                    self._persistent(stack.pop())
-                    continue
-                elif (op == 0x75 or op == 0x65) and marks:  # SETITEMS, APPENDS into plain containers
-                    k = marks[-1]
-                    target = stack[k - 1] if k > 0 else None
-                    if op == 0x75 and type(target) is SDict and not (len(stack) - k) % 2:
-                        marks.pop()
-                        target.set_many(stack[k:])
-                        del stack[k:]
+                    elif op == 0x4E:  # NONE
+                        stack.append(None)
                         continue
-                    if op == 0x65 and type(target) is SList:
-                        marks.pop()
-                        target.add(stack[k:])
-                        del stack[k:]
+                    elif op == 0x51:  # BINPERSID
+                        if stack:
+                            self.op_off = base + start
+                            self.op_index = n - 1
+                            self._persistent(stack.pop())
+                            continue
+                    elif op == 0x4A:  # BININT
+                        stack.append(unpack("<i", buf, pos)[0])
+                        pos += 4
                         continue
+                    elif op == 0x4D:  # BININT2
+                        stack.append(buf[pos] | (buf[pos + 1] << 8))
+                        pos += 2
+                        continue
+                    elif op == 0x47:  # BINFLOAT
+                        stack.append(unpack(">d", buf, pos)[0])
+                        pos += 8
+                        continue
+                    elif op == 0x5D:  # EMPTY_LIST
+                        stack.append(SList(cap=keep))
+                        continue
+                    elif op == 0x65 and marks:  # APPENDS into a plain list
+                        k = marks[-1]
+                        target = stack[k - 1] if k > 0 else None
+                        if type(target) is SList:
+                            marks.pop()
+                            target.add(stack[k:])
+                            del stack[k:]
+                            continue
                 # Generic path: decode the argument by kind, then call the handler.
                 kind = kinds[op]
                 arg: object

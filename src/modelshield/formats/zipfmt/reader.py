@@ -128,8 +128,11 @@ class ZipReader(Reader):
             yield from _outside_data(layout, blob, ctx)
             keras_parts: dict[str, Blob] = {}
             small: dict[str, bytes] = {}
+            data = stream.data if type(stream) is MemoryStream and flavor in TORCH_FLAVORS else None
             for entry in layout.entries:
                 ctx.check_time()
+                if data is not None and _quiet_skip(entry, data, flavor, small):
+                    continue
                 for item in _member(entry, stream, blob, ctx, flavor, budget, small):
                     if isinstance(item, Blob) and item.members and item.members[-1] in KERAS_PARTS:
                         keras_parts[item.members[-1]] = item
@@ -167,6 +170,34 @@ def _facts(blob: Blob, layout: Layout, small: dict[str, bytes]) -> object:
     from modelshield.advisories.requirements import facts_from_members
 
     return facts_from_members(blob.path, [e.name for e in layout.entries], small)
+
+
+def _quiet_skip(entry: Entry, data: bytes, flavor: str, small: dict[str, bytes]) -> bool:
+    """True when :func:`_member` would yield nothing for ``entry``, decided on slices of ``data``.
+
+    That is a stored, unencrypted, complete member of a torch archive, with one safe name, that
+    holds raw tensor bytes or well-formed metadata: most members of a checkpoint. Anything else
+    (and any doubt) is left to :func:`_member`. Small fact members are kept in ``small`` as there.
+    """
+    name = entry.name
+    if (
+        entry.method != 0
+        or entry.flags & (FLAG_ENCRYPTED | FLAG_STRONG_ENCRYPTION)
+        or (entry.local_name and entry.local_name != name)
+        or name.endswith("/")
+        or unsafe_path(name)
+    ):
+        return False
+    start, size = entry.data_offset, entry.compressed_size
+    if start < 0 or start + size > len(data):
+        return False
+    head = data[start : start + min(SNIFF_BYTES, size)]
+    last = data[start + size - 1 : start + size] if size else b""
+    if pytorch_zip.member_action(flavor, (name,), head, last, size) is not pytorch_zip.Action.SKIP:
+        return False
+    if size <= len(head) and name.rsplit("/", 1)[-1] in FACT_MEMBERS:
+        small[name] = head
+    return True
 
 
 def _member(
