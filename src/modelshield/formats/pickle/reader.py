@@ -23,9 +23,14 @@ from modelshield.limits import Limits
 #: limits alone (EXT codes aside: they resolve through this process's copyreg registry, so such
 #: streams are never kept). Only results made of pickle streams are kept (no findings, no child
 #: blobs, which name the file they came from); a hit yields the same IR objects, which nothing mutates.
+#: A pickle's IR is kept only once its bytes are seen a second time: dropping an old IR graph from a
+#: full memo cost more than parsing a small pickle, so a folder of all-different pickles only
+#: records the hashes of what it saw.
 MEMO_MAX_BYTES = 64 * 1024
 MEMO_ENTRIES = 128
+SEEN_ENTRIES = 1 << 14
 _MEMO: OrderedDict[tuple[bytes, Limits, str], tuple[tuple[PickleStream, ...], str]] = OrderedDict()
+_SEEN: set[int] = set()
 
 
 @register_reader
@@ -65,11 +70,17 @@ def _remembered(data: bytes, ctx: ScanContext) -> Iterator[object]:
         streams, ctx.format = hit
         yield from streams
         return
+    digest = hash(key)
+    again = digest in _SEEN
+    if not again:
+        if len(_SEEN) >= SEEN_ENTRIES:
+            _SEEN.clear()
+        _SEEN.add(digest)
     items: list[object] = []
     for item in iter_pickle_streams(io.BytesIO(data), ctx):  # a limit raised here is not remembered
         items.append(item)
         yield item
-    if all(isinstance(item, PickleStream) and _pure(item) for item in items):
+    if again and all(isinstance(item, PickleStream) and _pure(item) for item in items):
         _MEMO[key] = (tuple(item for item in items if isinstance(item, PickleStream)), ctx.format)
         if len(_MEMO) > MEMO_ENTRIES:
             _MEMO.popitem(last=False)
