@@ -145,3 +145,26 @@ def test_truncated_files_give_an_error_not_a_crash(tmp_path: Path, content: byte
     assert facts is not None
     assert facts.kind in {"keras-h5", "gguf", "zip"}
     assert facts.error or facts.kind == "keras-h5"
+
+
+def test_files_alike_get_their_own_findings(tmp_path: Path, models: dict[str, Path]) -> None:
+    # Files with the same facts are assessed once; each must still get every finding, at its own path.
+    folder = tmp_path / "alike"
+    folder.mkdir()
+    data = models["old-lambda.keras"].read_bytes()
+    paths = [folder / name for name in ("a.keras", "b.keras", "c.keras")]
+    for path in paths:
+        path.write_bytes(data)
+    report = assess(Scanner().scan([str(folder)])).report
+    for path in paths:
+        high = [
+            f
+            for f in report.findings
+            if f.location.path == str(path)
+            and f.category is Category.VULNERABILITY
+            and "CVE-2026-12481" in f.references
+            and f.severity is Severity.HIGH
+        ]
+        assert len(high) == 1, path
+        artifact = next(a for a in report.artifacts if a.path == str(path) and a.member is None)
+        assert high[0] in artifact.findings

@@ -288,11 +288,29 @@ def assess(report: ScanReport, environment: Environment | None = None, db: Advis
     """Add CVE findings to ``report`` (a new report; the input is frozen) and record the snapshot."""
     db = db or load_db()
     facts = tuple(_facts(report))
-    assessor = _Assessor(Matcher(db), environment, _detected_cves(report))
-    added: dict[str, list[Finding]] = {}
+    detected = _detected_cves(report)
+    assessor = _Assessor(Matcher(db), environment, detected)
+    by_path: dict[str, list[ModelFacts]] = {}
     for item in facts:
-        added.setdefault(item.path, []).extend(assessor.assess(item))
-    _collapse_notes(added)
+        by_path.setdefault(item.path, []).append(item)
+    notes = _Notes()
+    #: files alike (same kind, needs, patterns and static CVE detections) get the same findings
+    #: but their location: a folder of 2,000 checkpoints of one kind is assessed once
+    alike: dict[tuple[object, ...], list[Finding]] = {}
+    added: dict[str, list[Finding]] = {}
+    for path, items in by_path.items():
+        kept = added[path] = []
+        for item in items:
+            key = (item.kind, tuple(item.needs), frozenset(item.patterns), detected.get(path))
+            found = alike.get(key)
+            fresh = found is None
+            if found is None:
+                found = alike[key] = assessor.assess(item)
+            for finding in found:
+                if not notes.first(finding, path, len(kept)):
+                    continue
+                kept.append(finding if fresh else dataclasses.replace(finding, location=_location(item)))
+    notes.add_counts(added)
     artifacts = tuple(_with_findings(a, added.pop(a.path, []) if a.member is None else []) for a in report.artifacts)
     new = dataclasses.replace(report, artifacts=artifacts, advisory_snapshot=db.snapshot)
     return Assessment(new, facts, environment, db.snapshot)
@@ -303,26 +321,31 @@ def assess(report: ScanReport, environment: Environment | None = None, db: Advis
 _NOTE_RULES = frozenset({PATTERN_ONLY.id, NOT_RELEVANT.id})
 
 
-def _collapse_notes(added: dict[str, list[Finding]]) -> None:
-    first: dict[tuple[str, str], tuple[str, int]] = {}
-    repeats: dict[tuple[str, str], int] = {}
-    for path, findings in added.items():
-        kept: list[Finding] = []
-        for finding in findings:
-            key = (finding.rule_id, finding.message)
-            if finding.rule_id not in _NOTE_RULES or finding.severity is not Severity.INFO:
-                kept.append(finding)
-            elif key in first:
-                repeats[key] = repeats.get(key, 0) + 1
-            else:
-                first[key] = (path, len(kept))
-                kept.append(finding)
-        added[path] = kept
-    for key, count in repeats.items():
-        path, index = first[key]
-        note = added[path][index]
-        evidence = f"{note.evidence}; the same applies to {count} other scanned file(s)"
-        added[path][index] = dataclasses.replace(note, evidence=evidence)
+class _Notes:
+    """Keeps the first of each informational note (same rule and message) and counts the rest."""
+
+    def __init__(self) -> None:
+        self.where: dict[tuple[str, str], tuple[str, int]] = {}
+        self.repeats: dict[tuple[str, str], int] = {}
+
+    def first(self, finding: Finding, path: str, index: int) -> bool:
+        """True when ``finding`` is to be kept (at ``index`` in ``path``'s list); repeats are counted."""
+        if finding.rule_id not in _NOTE_RULES or finding.severity is not Severity.INFO:
+            return True
+        key = (finding.rule_id, finding.message)
+        if key in self.where:
+            self.repeats[key] = self.repeats.get(key, 0) + 1
+            return False
+        self.where[key] = (path, index)
+        return True
+
+    def add_counts(self, added: dict[str, list[Finding]]) -> None:
+        """Say on each kept note how many other files it applies to."""
+        for key, count in self.repeats.items():
+            path, index = self.where[key]
+            note = added[path][index]
+            evidence = f"{note.evidence}; the same applies to {count} other scanned file(s)"
+            added[path][index] = dataclasses.replace(note, evidence=evidence)
 
 
 def _with_findings(artifact: Artifact, findings: Iterable[Finding]) -> Artifact:
