@@ -5,23 +5,29 @@ one message (thousands of per-file messages cost the parent more CPU than the sc
 folders of small files). Each worker has up to two batches in flight, so it starts the next one
 without waiting for the parent to read its last answer. Which file a worker is on, and since when,
 sits in a small shared-memory slot per worker that the worker writes before each file and the
-parent reads only when needed:
-when a worker dies (segfault, OOM kill) or its current file runs past the per-file timeout, the
-parent kills it, records a ``SCAN-CRASH`` coverage finding for that file, puts every other file
-of its batch back in the queue and starts a fresh worker; the other files are unaffected.
+parent reads only when needed: when a worker dies (segfault, OOM kill) or its current file runs
+past the per-file timeout, the parent kills it, records a ``SCAN-CRASH`` coverage finding for that
+file, puts every other file of its batch back in the queue and starts a fresh worker; the other
+files are unaffected.
+
+Workers are forked children talking over two pipes with length-prefixed pickles: the
+:mod:`multiprocessing` package would add ~10 ms of imports to every parallel scan, more than the
+whole transport needs.
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
+import mmap
+import os
+import pickle
+import select
+import signal
+import struct
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
-from multiprocessing.process import BaseProcess
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from modelshield.formats.interface import Blob, ScanContext
 from modelshield.sources.local import file_blob
@@ -34,11 +40,41 @@ if TYPE_CHECKING:
 MAX_BATCH = 32
 #: Batches sent to a worker before its first answer (the next one waits in the pipe).
 IN_FLIGHT = 2
-#: Shared slot of a worker: [index of the file being scanned (-1: none), time.monotonic() it started].
+#: The shared slot of a worker: two doubles, [index of the file being scanned (-1: none),
+#: time.monotonic() it started (or when the worker went idle)], each written as one aligned store.
+_SLOT = struct.Struct("<d")
+_INDEX_AT, _SINCE_AT = 0, 8
 _IDLE = -1.0
+#: Message framing: the pickle's length, then the pickle.
+_HEADER = struct.Struct("<Q")
+#: Seconds a worker gets to exit after being told to stop, before it is killed.
+_STOP_GRACE_S = 1.0
 
 
-def _worker_main(conn: Connection, options: ScanOptions, slot: Any) -> None:
+def _send(fd: int, message: object) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(_HEADER.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _read_exact(fd: int, size: int) -> bytes:
+    chunks = []
+    while size:
+        chunk = os.read(fd, min(size, 1 << 20))
+        if not chunk:
+            raise EOFError("the other side closed the pipe")
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _recv(fd: int) -> object:
+    (size,) = _HEADER.unpack(_read_exact(fd, _HEADER.size))
+    return pickle.loads(_read_exact(fd, size))
+
+
+def _worker_main(inbox: int, outbox: int, options: ScanOptions, slot: mmap.mmap) -> None:
     import gc
 
     from modelshield.scan import scan_file
@@ -48,33 +84,62 @@ def _worker_main(conn: Connection, options: ScanOptions, slot: Any) -> None:
     gc.freeze()
     while True:
         try:
-            batch = conn.recv()
+            batch = _recv(inbox)
         except EOFError:
             return
         if batch is None:
             return
         results = []
-        for index, path, size in batch:
-            slot[1] = time.monotonic()
-            slot[0] = float(index)
+        for index, path, size in cast("list[tuple[int, str, int]]", batch):
+            _SLOT.pack_into(slot, _SINCE_AT, time.monotonic())
+            _SLOT.pack_into(slot, _INDEX_AT, float(index))
             results.append((index, scan_file(file_blob(path, size), options)))
-        slot[1] = time.monotonic()  # idle from now: a queued batch is timed from here
-        slot[0] = _IDLE
-        conn.send(results)
+        _SLOT.pack_into(slot, _SINCE_AT, time.monotonic())  # idle from now: a queued batch is timed from here
+        _SLOT.pack_into(slot, _INDEX_AT, _IDLE)
+        _send(outbox, results)
 
 
-@dataclass
 class _Worker:
-    process: BaseProcess
-    conn: Connection
-    #: [current file index or -1, when it started] shared with the worker process
-    slot: Any
-    #: files sent and not yet answered (every batch in flight)
-    batch: dict[int, Blob] = field(default_factory=dict)
-    #: batches sent and not yet answered
-    in_flight: int = 0
-    #: when the last batch was sent (a worker between files is timed from here or from its last answer)
-    sent: float = 0.0
+    """The parent's handle on one forked worker."""
+
+    def __init__(self, pid: int, inbox: int, outbox: int, slot: mmap.mmap) -> None:
+        self.pid = pid
+        #: the parent writes batches here / reads answers there
+        self.inbox = inbox
+        self.outbox = outbox
+        #: [current file index or -1, since when] shared with the worker process
+        self.slot = slot
+        #: files sent and not yet answered (every batch in flight)
+        self.batch: dict[int, Blob] = {}
+        #: batches sent and not yet answered
+        self.in_flight = 0
+        #: when the last batch was sent (a worker between files is timed from here or from its last answer)
+        self.sent = 0.0
+        self.exitcode: int | None = None
+
+    def reap(self, block: bool) -> int | None:
+        """The exit code once the process has ended (negative: killed by that signal)."""
+        if self.exitcode is None:
+            try:
+                pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                self.exitcode = -1
+            else:
+                if pid:
+                    self.exitcode = os.waitstatus_to_exitcode(status)
+        return self.exitcode
+
+    def kill(self) -> None:
+        if self.reap(block=False) is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            self.reap(block=True)
+
+    def close_fds(self) -> None:
+        for fd in (self.inbox, self.outbox):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.slot.close()
 
 
 def _crash_artifact(blob: Blob, options: ScanOptions, reason: str) -> list[Artifact]:
@@ -87,21 +152,42 @@ class _Pool:
     """The parent side: dispatch batches, collect results, replace failed workers."""
 
     def __init__(self, blobs: list[Blob], options: ScanOptions, observer: ScanObserver | None) -> None:
-        self.mp = multiprocessing.get_context("fork")
         self.options = options
         self.observer = observer
         self.timeout = options.timeout_s if options.timeout_s is not None else options.limits.time_per_file_s
         self.pending: deque[tuple[int, Blob]] = deque(enumerate(blobs))
         self.results: dict[int, list[Artifact]] = {}
-        self.workers = [self._spawn() for _ in range(max(1, min(options.jobs, len(blobs))))]
+        self.workers: list[_Worker] = []
+        #: the parent's ends of every live worker's pipes (a new worker closes its copies)
+        self.parent_fds: set[int] = set()
+        for _ in range(max(1, min(options.jobs, len(blobs)))):
+            self.workers.append(self._spawn())
 
     def _spawn(self) -> _Worker:
-        parent, child = self.mp.Pipe()
-        slot = self.mp.Array("d", [_IDLE, 0.0], lock=False)
-        proc = self.mp.Process(target=_worker_main, args=(child, self.options, slot), daemon=True)
-        proc.start()
-        child.close()
-        return _Worker(proc, parent, slot)
+        from_parent, to_child = os.pipe()  # batches: the parent writes, the worker reads
+        from_child, to_parent = os.pipe()  # answers: the worker writes, the parent reads
+        slot = mmap.mmap(-1, 2 * _SLOT.size)  # anonymous and shared with the child after fork
+        _SLOT.pack_into(slot, _INDEX_AT, _IDLE)
+        pid = os.fork()
+        if pid == 0:  # the worker: never returns into the parent's code
+            code = 0
+            try:
+                for fd in (to_child, from_child, *self.parent_fds):
+                    os.close(fd)  # only the parent may hold these ends (EOF must reach the other workers)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+                _worker_main(from_parent, to_parent, self.options, slot)
+            except BaseException:  # noqa: BLE001 - a worker must exit, whatever happened
+                code = 1
+                with contextlib.suppress(BaseException):
+                    import traceback
+
+                    traceback.print_exc()
+            finally:
+                os._exit(code)
+        os.close(from_parent)
+        os.close(to_parent)
+        self.parent_fds |= {to_child, from_child}
+        return _Worker(pid, to_child, from_child, slot)
 
     def _dispatch(self, worker: _Worker) -> None:
         size = max(1, min(MAX_BATCH, len(self.pending) // (2 * IN_FLIGHT * len(self.workers))))
@@ -112,7 +198,8 @@ class _Pool:
         if self.observer:
             for _, blob in batch:
                 self.observer.file_started(blob)
-        worker.conn.send([(index, blob.path, blob.size) for index, blob in batch])
+        with contextlib.suppress(OSError):  # a dead worker is noticed when its answers end; its files go back
+            _send(worker.inbox, [(index, blob.path, blob.size) for index, blob in batch])
 
     def _finish(self, index: int, blob: Blob, artifacts: list[Artifact]) -> None:
         self.results[index] = artifacts
@@ -120,17 +207,17 @@ class _Pool:
             self.observer.file_done(blob, artifacts)
 
     def _current(self, worker: _Worker) -> tuple[int | None, float]:
-        """The file the worker is on (None before the first one) and since when."""
-        index = int(worker.slot[0])
+        """The file the worker is on (None between files) and since when."""
+        index = int(_SLOT.unpack_from(worker.slot, _INDEX_AT)[0])
+        since = _SLOT.unpack_from(worker.slot, _SINCE_AT)[0]
         if index < 0 or index not in worker.batch:
-            return None, max(worker.sent, worker.slot[1])
-        return index, worker.slot[1]
+            return None, max(worker.sent, since)
+        return index, since
 
     def _retire(self, worker: _Worker, reason: str) -> None:
         index, _ = self._current(worker)
-        worker.process.kill()
-        worker.process.join(5)
-        worker.conn.close()
+        worker.kill()
+        self._close(worker)
         if index is None:  # not on a file (died between files): the first unanswered one is blamed
             index = min(worker.batch)
         blob = worker.batch.pop(index)
@@ -142,16 +229,18 @@ class _Pool:
 
     def _collect(self, worker: _Worker) -> None:
         try:
-            answers = worker.conn.recv()
+            answers = _recv(worker.outbox)
         except (EOFError, OSError):
-            code = worker.process.exitcode
+            code = worker.reap(block=False)
             if code is None:
-                worker.process.join(1)
-                code = worker.process.exitcode
+                deadline = time.monotonic() + 1.0
+                while code is None and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                    code = worker.reap(block=False)
             self._retire(worker, f"scanner worker died while scanning this file (exit code {code})")
             return
         worker.in_flight -= 1
-        for index, artifacts in answers:
+        for index, artifacts in cast("list[tuple[int, list[Artifact]]]", answers):
             self._finish(index, worker.batch.pop(index), artifacts)
 
     def run(self) -> dict[int, list[Artifact]]:
@@ -161,9 +250,13 @@ class _Pool:
                     self._dispatch(worker)
             busy = [w for w in self.workers if w.batch]
             next_deadline = min(self._current(w)[1] + self.timeout for w in busy)
-            ready = wait([w.conn for w in busy], timeout=max(0.0, next_deadline - time.monotonic()))
+            poller = select.poll()
             for worker in busy:
-                if worker.conn in ready:
+                poller.register(worker.outbox, select.POLLIN)
+            wait_ms = max(0.0, next_deadline - time.monotonic()) * 1000
+            ready = {fd for fd, _event in poller.poll(wait_ms)}
+            for worker in busy:
+                if worker.outbox in ready:
                     self._collect(worker)
                 elif time.monotonic() >= self._current(worker)[1] + self.timeout:
                     self._retire(worker, f"scanning this file took longer than the timeout of {self.timeout:g} s")
@@ -171,11 +264,18 @@ class _Pool:
 
     def close(self) -> None:
         for worker in self.workers:
-            with contextlib.suppress(BrokenPipeError, OSError):
-                worker.conn.send(None)
-            worker.process.join(1)
-            if worker.process.is_alive():
-                worker.process.kill()
+            with contextlib.suppress(OSError):
+                _send(worker.inbox, None)
+        deadline = time.monotonic() + _STOP_GRACE_S
+        for worker in self.workers:
+            while worker.reap(block=False) is None and time.monotonic() < deadline:
+                time.sleep(0.001)
+            worker.kill()
+            self._close(worker)
+
+    def _close(self, worker: _Worker) -> None:
+        self.parent_fds -= {worker.inbox, worker.outbox}
+        worker.close_fds()
 
 
 def run_isolated(
