@@ -149,6 +149,10 @@ def read_at(stream: BinaryIO, offset: int, size: int) -> bytes:
 
 def parse(stream: BinaryIO, size: int, limits: Limits) -> Layout:
     """Parse the zip structure of ``stream``: central directory plus local header walk."""
+    if type(stream) is MemoryStream:
+        plain = parse_plain(stream.data, limits)
+        if plain is not None:
+            return plain
     layout = Layout(size)
     eocd = find_eocd(stream, size)
     central: list[Entry] = []
@@ -166,6 +170,82 @@ def parse(stream: BinaryIO, size: int, limits: Limits) -> Layout:
     locals_ = _walk_locals(stream, layout, central, limits)
     _merge(stream, layout, central, locals_)
     return layout
+
+
+def parse_plain(data: bytes, limits: Limits) -> Layout | None:
+    """The layout of a plain archive held in memory, in one pass; None when it is not plain.
+
+    Plain means what zip writers produce when nothing is tampered with: the end record closes the
+    file (no comment; a ZIP64 record right before it), the central directory sits right before
+    those, members follow one another from byte 0 in central-directory order (each optionally
+    followed by a signed 16-byte data descriptor), and each local header agrees with its central
+    entry (name, method, flags; CRC and sizes unless a data descriptor carries them). Anything else returns None and
+    :func:`parse` takes the general path, which reports every disagreement; for plain archives both
+    give the same layout (``tests/formats/test_zip_plain.py`` checks it on real and mutated archives).
+    """
+    size = len(data)
+    eocd_at = size - EOCD.size
+    if eocd_at < 0 or not data.startswith(EOCD_SIG, eocd_at):
+        return None
+    _, disk, cd_disk, disk_count, count, cd_size, cd_start, comment_len = EOCD.unpack_from(data, eocd_at)
+    if comment_len or disk or cd_disk or disk_count != count:
+        return None
+    cd_end = eocd_at
+    locator_at = eocd_at - ZIP64_LOCATOR.size
+    if locator_at >= 0 and data.startswith(ZIP64_LOCATOR_SIG, locator_at):  # ZIP64 (torch writes it always)
+        record_at = locator_at - ZIP64_EOCD.size
+        if record_at < 0 or ZIP64_LOCATOR.unpack_from(data, locator_at)[2] != record_at:
+            return None
+        if not data.startswith(ZIP64_EOCD_SIG, record_at):
+            return None
+        *_, count, cd_size, cd_start = ZIP64_EOCD.unpack_from(data, record_at)
+        cd_end = record_at
+    if (
+        not 0 < count < 0xFFFF
+        or cd_start + cd_size != cd_end
+        or cd_size > limits.max_header_bytes
+        or count > limits.max_members
+        or not data.startswith(CENTRAL_SIG, cd_start)
+    ):
+        return None
+    entries: list[Entry] = []
+    names: set[str] = set()
+    central, local = CENTRAL.unpack_from, LOCAL.unpack_from
+    pos, member_at = cd_start, 0
+    for _ in range(count):
+        if pos + CENTRAL.size > cd_end or not data.startswith(CENTRAL_SIG, pos):
+            return None
+        (_, _, _, flags, method, _, _, crc, csize, usize, name_len, extra_len, comment_len, _, _, _, offset) = (
+            central(data, pos)
+        )
+        name = decode_name(data[pos + CENTRAL.size : pos + CENTRAL.size + name_len], flags)
+        pos += CENTRAL.size + name_len + extra_len + comment_len
+        if offset != member_at or name in names or 0xFFFFFFFF in (csize, usize, offset):
+            return None
+        if member_at + LOCAL.size > cd_start or not data.startswith(LOCAL_SIG, member_at):
+            return None
+        _, _, l_flags, l_method, _, _, l_crc, l_csize, l_usize, l_name_len, l_extra_len = local(data, member_at)
+        data_at = member_at + LOCAL.size + l_name_len + l_extra_len
+        l_name = decode_name(data[member_at + LOCAL.size : member_at + LOCAL.size + l_name_len], l_flags)
+        if l_name != name or l_method != method or (l_flags ^ flags) & ~IGNORED_FLAG_BITS:
+            return None
+        if not l_flags & FLAG_DESCRIPTOR and ((l_crc, l_csize) != (crc, csize) or 0xFFFFFFFF in (l_csize, l_usize)):
+            return None  # without a data descriptor, the local header's CRC and sizes must be the central ones
+        member_at = data_at + csize
+        if member_at < cd_start and not data.startswith(LOCAL_SIG, member_at):
+            # a signed 32-bit data descriptor (as torch writes) may follow the data, then the next record
+            if not data.startswith(DESCRIPTOR_SIG, member_at):
+                return None
+            member_at += 16
+            if member_at < cd_start and not data.startswith(LOCAL_SIG, member_at):
+                return None
+        if member_at > cd_start:
+            return None
+        names.add(name)
+        entries.append(Entry(name, offset, data_at, method, flags, crc, csize, usize, name))
+    if pos != cd_end or member_at != cd_start:
+        return None
+    return Layout(size, entries, first_local=0, central_start=cd_start, end=size)
 
 
 def find_eocd(stream: BinaryIO, size: int) -> _Eocd | None:

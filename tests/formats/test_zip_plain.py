@@ -1,0 +1,136 @@
+"""The one-pass zip parser for plain archives gives exactly the general parser's layout, or declines.
+
+``parse_plain`` only speeds up archives nobody tampered with; on anything else it must return None
+so that the general parser (which reports every disagreement) decides. Checked on archives written
+by real tools and on thousands of mutations of them.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import struct
+import zipfile
+
+import pytest
+
+from modelshield.errors import FormatError, LimitExceeded
+from modelshield.formats.zipfmt.parser import Layout, parse, parse_plain
+from modelshield.limits import Limits
+
+LIMITS = Limits()
+
+
+class _Unseekable(io.RawIOBase):
+    """A write-only stream without seek: zipfile then writes data descriptors."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: bytes) -> int:  # type: ignore[override]
+        self.data += b
+        return len(b)
+
+
+def _zip(
+    method: int, *, comment: bytes = b"", zip64: bool = False, names: tuple[str, ...] = ("a/x.bin", "a/y.bin")
+) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=method) as archive:
+        for i, name in enumerate(names):
+            with archive.open(name, "w", force_zip64=zip64) as member:
+                member.write(bytes(range(i, i + 40)) * 3)
+        archive.comment = comment
+    return buf.getvalue()
+
+
+def _streamed() -> bytes:
+    out = _Unseekable()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr("s/one.txt", b"hello " * 20)
+        archive.writestr("s/two.txt", b"world " * 30)
+    return bytes(out.data)
+
+
+def _torch_checkpoint() -> bytes:
+    torch = pytest.importorskip("torch")
+    buf = io.BytesIO()
+    torch.save({"w": torch.arange(12.0).reshape(3, 4), "b": torch.zeros(3), "n": 7}, buf)
+    return buf.getvalue()
+
+
+def _npz() -> bytes:
+    np = pytest.importorskip("numpy")
+    buf = io.BytesIO()
+    np.savez(buf, a=np.arange(10), b=np.ones((2, 2)))
+    return buf.getvalue()
+
+
+def _general(data: bytes) -> Layout | Exception:
+    try:
+        return parse(io.BytesIO(data), len(data), LIMITS)  # a BytesIO is not a MemoryStream: general path
+    except (FormatError, LimitExceeded) as exc:
+        return exc
+
+
+PLAIN = {
+    "torch": _torch_checkpoint,
+    "stored": lambda: _zip(zipfile.ZIP_STORED),
+    "deflated": lambda: _zip(zipfile.ZIP_DEFLATED),
+}
+OTHER = {
+    "npz": _npz,  # numpy forces ZIP64 sizes in local headers
+    "comment": lambda: _zip(zipfile.ZIP_STORED, comment=b"hi"),
+    "zip64": lambda: _zip(zipfile.ZIP_STORED, zip64=True),
+    "streamed": _streamed,
+    "duplicate": lambda: _zip(zipfile.ZIP_STORED, names=("d/x", "d/x")),
+    "prepended": lambda: b"#!/bin/sh\n" + _zip(zipfile.ZIP_STORED),
+    "appended": lambda: _zip(zipfile.ZIP_STORED) + b"tail",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PLAIN))
+def test_plain_archives_take_the_one_pass_parser(kind: str) -> None:
+    data = PLAIN[kind]()
+    plain = parse_plain(data, LIMITS)
+    assert plain is not None, "a plain archive must not fall back (the fast path would be dead)"
+    assert plain == _general(data)
+    assert not plain.anomalies
+
+
+@pytest.mark.parametrize("kind", sorted({**PLAIN, **OTHER}))
+def test_mutations_give_the_general_layout_or_none(kind: str) -> None:
+    data = {**PLAIN, **OTHER}[kind]()
+    rng = random.Random(kind)
+    plain_results = 0
+    for round_ in range(400):
+        mutated = bytearray(data)
+        if round_ % 10 == 9:
+            del mutated[rng.randrange(len(mutated)) :]  # truncated
+        else:
+            for _ in range(rng.choice((1, 1, 2, 4))):
+                at = rng.randrange(len(mutated))
+                if rng.random() < 0.5:
+                    mutated[at] = rng.randrange(256)
+                else:  # a plausible field value: 0, a signature byte, a small or huge number
+                    value = rng.choice((0, 1, 0xFFFF, 0xFFFFFFFF, len(mutated), 0x04034B50))
+                    struct.pack_into("<I", mutated, min(at, len(mutated) - 4), value)
+        blob = bytes(mutated)
+        plain = parse_plain(blob, LIMITS)
+        if plain is not None:
+            plain_results += 1
+            assert plain == _general(blob), f"{kind} mutation {round_}"
+    assert plain_results or kind in OTHER
+
+
+@pytest.mark.parametrize("kind", sorted(OTHER))
+def test_unusual_archives_fall_back(kind: str) -> None:
+    data = OTHER[kind]()
+    if kind in ("streamed", "npz"):  # may or may not count as plain; equal to the general layout if so
+        plain = parse_plain(data, LIMITS)
+        assert plain is None or plain == _general(data)
+        return
+    assert parse_plain(data, LIMITS) is None
