@@ -5,6 +5,7 @@ Nothing here executes scanned content: readers parse bytes, analyzers judge the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import time
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
     from modelshield.attest.workflow import Attestation
     from modelshield.policy.engine import PolicyDecision
+    from modelshield.workers import Pool
 
 HASH_CHUNK = 1 << 20
 
@@ -216,12 +218,13 @@ class Scanner:
         # ISO 8601 in UTC, as datetime.isoformat(timespec='seconds') writes it (datetime costs ~1 ms to import)
         started = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
         t0 = time.perf_counter()
-        blobs = collect_blobs(targets)
-        if self.observer:
-            self.observer.files_found(blobs)
         artifacts: list[Artifact] = []
-        for _blob, file_artifacts in self._run(blobs):
-            artifacts.extend(file_artifacts)
+        with self._pool() as pool:  # workers start while the files are listed
+            blobs = collect_blobs(targets)
+            if self.observer:
+                self.observer.files_found(blobs)
+            for _blob, file_artifacts in self._run(blobs, pool):
+                artifacts.extend(file_artifacts)
         return ScanReport(
             tool_version=__version__,
             rules_version=RULES_VERSION,
@@ -235,11 +238,17 @@ class Scanner:
             bytes_scanned=sum(max(b.size, 0) for b in blobs),
         )
 
-    def _run(self, blobs: list[Blob]) -> Iterator[tuple[Blob, list[Artifact]]]:
+    def _pool(self) -> contextlib.AbstractContextManager[Pool | None]:
+        """Worker processes when files are scanned in isolation (``--jobs`` > 1 or a timeout)."""
         if self.options.jobs > 1 or self.options.timeout_s is not None:
-            from modelshield.workers import run_isolated
+            from modelshield.workers import Pool
 
-            yield from run_isolated(blobs, self.options, self.observer)
+            return Pool(self.options, self.observer)
+        return contextlib.nullcontext()
+
+    def _run(self, blobs: list[Blob], pool: Pool | None) -> Iterator[tuple[Blob, list[Artifact]]]:
+        if pool is not None:
+            yield from pool.scan(blobs)
             return
         for blob in blobs:
             if self.observer:

@@ -74,11 +74,28 @@ def _recv(fd: int) -> object:
     return pickle.loads(_read_exact(fd, size))
 
 
+def _warm_up() -> None:
+    """Import what scanning the common model files needs (zip, pickle, facts) before the first batch.
+
+    Workers start before the parent lists the targets' files, so this runs while it does.
+    """
+    import modelshield.advisories.requirements
+    import modelshield.formats.pickle.reader
+    import modelshield.formats.zipfmt.reader  # noqa: F401
+    from modelshield.analyzers import load_analyzers_for
+    from modelshield.formats.interface import detection_steps
+    from modelshield.formats.pickle.values import PickleStream
+
+    detection_steps()
+    load_analyzers_for(PickleStream)
+
+
 def _worker_main(inbox: int, outbox: int, options: ScanOptions, slot: mmap.mmap) -> None:
     import gc
 
     from modelshield.scan import scan_file
 
+    _warm_up()
     # Objects inherited from the parent are never garbage here; keeping the collector off them
     # also keeps its bookkeeping from touching (and so copying) every page shared with the parent.
     gc.freeze()
@@ -148,20 +165,30 @@ def _crash_artifact(blob: Blob, options: ScanOptions, reason: str) -> list[Artif
     return [Artifact(blob.path, None, "unscanned", blob.size, None, (finding,))]
 
 
-class _Pool:
-    """The parent side: dispatch batches, collect results, replace failed workers."""
+class Pool:
+    """The parent side: start workers, dispatch batches, collect results, replace failed workers.
 
-    def __init__(self, blobs: list[Blob], options: ScanOptions, observer: ScanObserver | None) -> None:
+    Workers start right away (up to the number of CPUs), so they import the scanning code while
+    the caller lists the files to scan; :meth:`run` then scans them.
+    """
+
+    def __init__(self, options: ScanOptions, observer: ScanObserver | None = None) -> None:
         self.options = options
         self.observer = observer
         self.timeout = options.timeout_s if options.timeout_s is not None else options.limits.time_per_file_s
-        self.pending: deque[tuple[int, Blob]] = deque(enumerate(blobs))
+        self.pending: deque[tuple[int, Blob]] = deque()
         self.results: dict[int, list[Artifact]] = {}
         self.workers: list[_Worker] = []
         #: the parent's ends of every live worker's pipes (a new worker closes its copies)
         self.parent_fds: set[int] = set()
-        for _ in range(max(1, min(options.jobs, len(blobs)))):
+        for _ in range(max(1, min(options.jobs, os.cpu_count() or 1))):
             self.workers.append(self._spawn())
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _spawn(self) -> _Worker:
         from_parent, to_child = os.pipe()  # batches: the parent writes, the worker reads
@@ -243,7 +270,18 @@ class _Pool:
         for index, artifacts in cast("list[tuple[int, list[Artifact]]]", answers):
             self._finish(index, worker.batch.pop(index), artifacts)
 
+    def scan(self, blobs: list[Blob]) -> Iterator[tuple[Blob, list[Artifact]]]:
+        """Scan ``blobs`` in the workers; yield results in input order."""
+        while len(self.workers) < min(self.options.jobs, len(blobs)):
+            self.workers.append(self._spawn())
+        self.pending.extend(enumerate(blobs))
+        self.results = {}
+        results = self.run()
+        for index, blob in enumerate(blobs):
+            yield blob, results[index]
+
     def run(self) -> dict[int, list[Artifact]]:
+        """Scan every pending file; the results by file index."""
         while self.pending or any(w.batch for w in self.workers):
             for worker in self.workers:
                 while worker.in_flight < IN_FLIGHT and self.pending:
@@ -284,10 +322,5 @@ def run_isolated(
     """Scan ``blobs`` in ``options.jobs`` worker processes; yield results in input order."""
     if not blobs:
         return
-    pool = _Pool(blobs, options, observer)
-    try:
-        results = pool.run()
-    finally:
-        pool.close()
-    for index, blob in enumerate(blobs):
-        yield blob, results[index]
+    with Pool(options, observer) as pool:
+        yield from pool.scan(blobs)

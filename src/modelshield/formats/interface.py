@@ -252,7 +252,7 @@ _BY_CLASS: dict[tuple[str, str], Reader] = {}
 #: Detection steps, rebuilt when readers register: (registered count, steps). A step is a catalog
 #: entry (its module imported on demand) or a reader registered outside the catalog (plug-ins).
 _plan: tuple[int, tuple[Entry | Reader, ...]] | None = None
-#: The steps of ``_plan`` paired with their content tests (see :func:`_steps_and_tests`).
+#: The steps of ``_plan`` paired with their content tests (see :func:`detection_steps`).
 _tested: tuple[tuple[Entry | Reader, ...], tuple[tuple[Entry | Reader, Test | None], ...]] | None = None
 
 
@@ -281,7 +281,7 @@ def _steps() -> tuple[Entry | Reader, ...]:
     return _plan[1]
 
 
-def _steps_and_tests() -> tuple[tuple[Entry | Reader, Test | None], ...]:
+def detection_steps() -> tuple[tuple[Entry | Reader, Test | None], ...]:
     """:func:`_steps` with each step's content test (None: ask the reader's ``sniff``), cached.
 
     Detection runs on every blob; telling catalog entries from readers once here keeps an
@@ -329,7 +329,7 @@ def detect(blob: Blob, head: bytes | None = None, *, below: int | None = None) -
     """
     if head is None:
         head = blob.head()
-    for step, test in _steps_and_tests():
+    for step, test in detection_steps():
         if below is not None and step.priority >= below:
             continue
         if test is not None:
