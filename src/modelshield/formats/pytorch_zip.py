@@ -71,17 +71,18 @@ def member_action(flavor: str, names: Sequence[str], head: bytes, last: bytes, s
         return Action.SCAN
     if len(names) == 1:  # the common case, without generators
         name = names[0]
-        if _STORAGE.search(name) or size <= METADATA_MAX and _is_metadata(name, head[:size]):
+        if _STORAGE.search(name) or size <= METADATA_MAX and is_metadata(name, head[:size]):
             return Action.SKIP
         return Action.SCAN
     if all(is_storage_name(n) for n in names):
         return Action.SKIP
-    if size <= METADATA_MAX and all(_is_metadata(n, head[:size]) for n in names):
+    if size <= METADATA_MAX and all(is_metadata(n, head[:size]) for n in names):
         return Action.SKIP
     return Action.SCAN
 
 
-def _is_metadata(name: str, data: bytes) -> bool:
+def is_metadata(name: str, data: bytes) -> bool:
+    """True for a well-formed metadata member (``version``, ``byteorder`` ...) of a checkpoint."""
     base = name.rsplit("/", 1)[-1]
     pattern = _METADATA.get(base)
     return pattern is not None and pattern.fullmatch(data) is not None

@@ -86,6 +86,8 @@ def is_code_member(name: str) -> bool:
 def is_torchscript(names: Sequence[str]) -> bool:
     """True when member names say TorchScript archive (code, constants, or old model.json)."""
     for name in names:
+        if ".py" not in name and not name.endswith(("constants.pkl", "model.json")):
+            continue  # neither test below can pass (the quick filter runs on every member of every zip)
         base = name.rsplit("/", 1)[-1]
         if is_code_member(name) or (base in ("constants.pkl", "model.json") and name.count("/") <= 1):
             return True

@@ -394,6 +394,20 @@ class PickleVM:
                             self.op_index = n - 1
                             self._persistent(stack.pop())
                             continue
+                    elif op == 0x63:  # GLOBAL, when both lines are in the window and UTF-8
+                        nl = buf.find(b"\n", pos)
+                        nl2 = buf.find(b"\n", nl + 1) if nl >= 0 else -1
+                        if nl2 >= 0:
+                            try:
+                                module, name = buf[pos:nl].decode("utf-8"), buf[nl + 1 : nl2].decode("utf-8")
+                            except UnicodeDecodeError:
+                                pass  # the generic path reports it
+                            else:
+                                self.op_off = base + start
+                                self.op_index = n - 1
+                                stack.append(self._global(module, name, "GLOBAL"))
+                                pos = nl2 + 1
+                                continue
                     elif op == 0x4A:  # BININT
                         stack.append(unpack("<i", buf, pos)[0])
                         pos += 4

@@ -215,8 +215,8 @@ def parse_plain(data: bytes, limits: Limits) -> Layout | None:
     for _ in range(count):
         if pos + CENTRAL.size > cd_end or not data.startswith(CENTRAL_SIG, pos):
             return None
-        (_, _, _, flags, method, _, _, crc, csize, usize, name_len, extra_len, comment_len, _, _, _, offset) = (
-            central(data, pos)
+        (_, _, _, flags, method, _, _, crc, csize, usize, name_len, extra_len, comment_len, _, _, _, offset) = central(
+            data, pos
         )
         name = decode_name(data[pos + CENTRAL.size : pos + CENTRAL.size + name_len], flags)
         pos += CENTRAL.size + name_len + extra_len + comment_len

@@ -191,12 +191,18 @@ def _quiet_skip(entry: Entry, data: bytes, flavor: str, small: dict[str, bytes])
     start, size = entry.data_offset, entry.compressed_size
     if start < 0 or start + size > len(data):
         return False
-    head = data[start : start + min(SNIFF_BYTES, size)]
-    last = data[start + size - 1 : start + size] if size else b""
-    if pytorch_zip.member_action(flavor, (name,), head, last, size) is not pytorch_zip.Action.SKIP:
+    if size and data[start + size - 1] == 0x2E:  # ends like a pickle (STOP): member_action decides
         return False
-    if size <= len(head) and name.rsplit("/", 1)[-1] in FACT_MEMBERS:
-        small[name] = head
+    # pytorch_zip.member_action for one name whose bytes do not end in STOP (so not a pickle): storage
+    # and metadata names are never TorchScript code, so these two tests are all that is left of it.
+    if not (
+        pytorch_zip.is_storage_name(name)
+        or size <= pytorch_zip.METADATA_MAX
+        and pytorch_zip.is_metadata(name, data[start : start + size])
+    ):
+        return False
+    if size <= SNIFF_BYTES and name.rsplit("/", 1)[-1] in FACT_MEMBERS:
+        small[name] = data[start : start + size]
     return True
 
 
