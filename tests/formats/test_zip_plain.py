@@ -8,9 +8,11 @@ by real tools and on thousands of mutations of them.
 from __future__ import annotations
 
 import io
+import os
 import random
 import struct
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -134,3 +136,55 @@ def test_unusual_archives_fall_back(kind: str) -> None:
         assert plain is None or plain == _general(data)
         return
     assert parse_plain(data, LIMITS) is None
+
+
+def test_paged_file_reads_like_the_file(tmp_path: Path) -> None:
+    from modelshield.formats.zipfmt.parser import PagedFile
+
+    data = random.Random(7).randbytes(5 * PagedFile.PAGE + 123)
+    target = tmp_path / "blob.bin"
+    target.write_bytes(data)
+    with open(target, "rb") as stream:
+        paged = PagedFile.over(stream, len(data))
+        assert paged is not None
+        rng = random.Random(8)
+        for _ in range(500):
+            offset = rng.randrange(-5, len(data) + 10)
+            size = rng.choice(
+                (0, 1, 4, 30, PagedFile.PAGE, PagedFile.PAGE + 1, 3 * PagedFile.PAGE, rng.randrange(20000))
+            )
+            expected = data[offset : offset + size] if offset >= 0 and size > 0 else b""
+            assert paged.read_at(offset, size) == expected, (offset, size)
+        paged.seek(PagedFile.PAGE - 2)
+        assert paged.read(10) == data[PagedFile.PAGE - 2 : PagedFile.PAGE + 8]
+        assert paged.read() == data[PagedFile.PAGE + 8 :]
+
+
+def test_large_archives_on_disk_are_still_fully_checked(tmp_path: Path) -> None:
+    # Over IN_MEMORY_BYTES, the zip reader reads through PagedFile: a payload pickle, a CRC
+    # mismatch and a hidden member must all still be found.
+    import pickle
+
+    from modelshield.formats.zipfmt.reader import IN_MEMORY_BYTES
+    from modelshield.scan import scan
+
+    class _Payload:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, (f"touch {tmp_path / 'canary'}",))
+
+    target = tmp_path / "big.pt"
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr("big/data/0", bytes(IN_MEMORY_BYTES + 4096))
+        archive.writestr("big/data.pkl", pickle.dumps(_Payload(), protocol=2))
+        archive.writestr("big/version", b"3\n")
+    raw = bytearray(target.read_bytes())
+    member_at = raw.index(b"big/version")  # its local header: break the CRC there only
+    struct.pack_into("<I", raw, member_at - 30 + 14, 0xDEADBEEF)
+    target.write_bytes(bytes(raw))
+    assert target.stat().st_size > IN_MEMORY_BYTES
+    report = scan(str(target))
+    rules = {f.rule_id for f in report.findings}
+    assert "PICKLE-UNSAFE-GLOBAL" in rules, rules
+    assert report.blocking
+    assert "ZIP-HEADER-MISMATCH" in rules
+    assert not (tmp_path / "canary").exists()

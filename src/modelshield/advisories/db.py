@@ -121,19 +121,19 @@ class Advisory:
     def from_compact(cls, package: str, data: Mapping[str, Any], file: str) -> Advisory:
         """Inverse of :meth:`to_compact`; raise AdvisoryDataError naming the field when malformed."""
         try:
-            intervals = tuple(Interval(str(r[0]), r[1], r[2]) for r in data["ranges"])
-            return cls(
-                id=str(data["id"]),
-                package=package,
-                aliases=tuple(data.get("aliases", ())),
-                summary=str(data.get("summary", "")),
-                intervals=intervals,
-                relevant=bool(data.get("relevant", False)),
-                vector=str(data.get("vector", "other")),
-                cwe=tuple(data.get("cwe", ())),
-                verified=bool(data.get("verified", True)),
-                withdrawn=bool(data.get("withdrawn", False)),
-                url=str(data.get("url", "")),
+            get = data.get
+            return cls(  # positional: a scan decodes a package's records on first use, ~30 for torch
+                str(data["id"]),
+                package,
+                tuple(get("aliases", ())),
+                str(get("summary", "")),
+                tuple([Interval(str(r[0]), r[1], r[2]) for r in data["ranges"]]),
+                bool(get("relevant", False)),
+                str(get("vector", "other")),
+                tuple(get("cwe", ())),
+                bool(get("verified", True)),
+                bool(get("withdrawn", False)),
+                str(get("url", "")),
             )
         except (KeyError, IndexError, TypeError) as exc:
             rid = data.get("id", "?") if isinstance(data, Mapping) else "?"

@@ -10,6 +10,7 @@ records every disagreement as an :class:`Anomaly` instead of giving up.
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -137,12 +138,96 @@ class MemoryStream(io.BytesIO):
         self.data = data
 
 
-def read_at(stream: BinaryIO, offset: int, size: int) -> bytes:
+class PagedFile(io.RawIOBase):
+    """A large archive on disk read with ``os.pread`` through a small cache of 4 KiB pages.
+
+    The parser and the member checks read a few bytes at many places (headers, the first and last
+    bytes of each member, descriptors) and often the same page twice; through a buffered file each
+    read cost a seek and a refill. Large reads (decompression, CRCs) bypass the cache. Also a
+    seekable raw stream, for code that reads sequentially.
+    """
+
+    PAGE = 4096
+    #: Pages kept at most (the cache is dropped when full).
+    MAX_PAGES = 256
+
+    def __init__(self, fd: int, size: int) -> None:
+        super().__init__()
+        self.fd = fd
+        self.size = size
+        self.pages: dict[int, bytes] = {}
+        self.pos = 0
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset`` (fewer at the end of the file)."""
+        if offset < 0 or size <= 0 or offset >= self.size:
+            return b""
+        size = min(size, self.size - offset)
+        if size > 2 * self.PAGE:
+            return self._pread(offset, size)
+        first, last = offset // self.PAGE, (offset + size - 1) // self.PAGE
+        parts = [self._page(index) for index in range(first, last + 1)]
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        start = offset - first * self.PAGE
+        return data[start : start + size]
+
+    def _page(self, index: int) -> bytes:
+        page = self.pages.get(index)
+        if page is None:
+            if len(self.pages) >= self.MAX_PAGES:
+                self.pages.clear()
+            page = self.pages[index] = self._pread(index * self.PAGE, self.PAGE)
+        return page
+
+    def _pread(self, offset: int, size: int) -> bytes:
+        data = os.pread(self.fd, size, offset)
+        while 0 < len(data) < size:  # a short read before the end (not on regular files)
+            more = os.pread(self.fd, size - len(data), offset + len(data))
+            if not more:
+                break
+            data += more
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read_at(self.pos, len(buffer))
+        buffer[: len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+    @classmethod
+    def over(cls, stream: BinaryIO, size: int) -> PagedFile | None:
+        """A paged view of ``stream`` when it is a file on disk (None otherwise: read it as is)."""
+        if not hasattr(os, "pread"):
+            return None
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            return None
+        return cls(fd, size)
+
+
+def read_at(stream: BinaryIO | PagedFile, offset: int, size: int) -> bytes:
     """``size`` bytes at ``offset`` (fewer at the end of the stream; none for a negative offset)."""
     if offset < 0 or size <= 0:
         return b""
     if type(stream) is MemoryStream:
         return stream.data[offset : offset + size]
+    if isinstance(stream, PagedFile):
+        return stream.read_at(offset, size)
     stream.seek(offset)
     return stream.read(size)
 

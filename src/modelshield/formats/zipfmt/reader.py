@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from modelshield.errors import LimitExceeded
 from modelshield.formats import pytorch_zip, torchscript
@@ -44,6 +44,7 @@ from modelshield.formats.zipfmt.parser import (
     Entry,
     Layout,
     MemoryStream,
+    PagedFile,
     parse,
     read_at,
     validate_layout,
@@ -119,6 +120,8 @@ class ZipReader(Reader):
             if size <= IN_MEMORY_BYTES:  # small archives: one read instead of dozens of seeks and reads
                 stream.seek(0)
                 stream = MemoryStream(stream.read())
+            else:  # large ones on disk: positional reads through a page cache
+                stream = cast(BinaryIO, PagedFile.over(stream, size) or stream)
             layout = parse(stream, size, ctx.limits)
             validate_layout(layout)
             flavor = pytorch_zip.classify([n for e in layout.entries for n in e.names])
@@ -266,7 +269,7 @@ def _payload(entry: Entry, stream: BinaryIO, ctx: ScanContext, budget: Budget) -
             head = data[start : start + min(SNIFF_BYTES, available)]
             last = data[start + available - 1 : start + available] if available else b""
             return _Payload(available, head, last, start), []
-    size = stream.seek(0, io.SEEK_END)
+    size = stream.size if isinstance(stream, PagedFile) else stream.seek(0, io.SEEK_END)
     available = max(0, min(entry.compressed_size, size - entry.data_offset))
     problems: list[Finding] = []
     if available < entry.compressed_size:
