@@ -309,3 +309,31 @@ def test_call_results_and_containers_render_boundedly() -> None:
     result = run(nested)
     assert result.error is None
     assert len(repr(Call(GlobalRef("m", "f", 0, 0), (result.value,), "REDUCE"))) < 300
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_payloads_larger_than_the_read_window_then_a_short_tail(protocol: int) -> None:
+    # Payloads past the window are skipped with a seek; the few opcodes left after the last one
+    # (BUILD, SETITEM, STOP: fewer than 9 bytes) must still be read to STOP. A benign NumPy pickle
+    # of this shape was once reported as truncated.
+    np = pytest.importorskip("numpy")
+    from modelshield.formats.pickle.window import CHUNK
+
+    count = CHUNK // 8 + 1000  # each array's bytes are larger than one window
+    data = pickle.dumps({"a": [np.full(count, 1.0), np.full(count, 2.0)], "z": np.zeros(3)}, protocol=protocol)
+    items = list(iter_pickle_streams(io.BytesIO(data), ctx_for(data)))
+    (stream,) = [i for i in items if isinstance(i, PickleStream)]
+    assert stream.error is None and stream.end == len(data)
+    assert stream.skipped_bytes >= 2 * count * 8
+
+
+def test_large_numpy_pickle_is_benign_end_to_end(tmp_path: object) -> None:
+    np = pytest.importorskip("numpy")
+    from modelshield.scan import scan
+
+    path = os.path.join(str(tmp_path), "arrays.pkl")
+    with open(path, "wb") as fh:
+        pickle.dump({"arrays": [np.full(200_000, float(i)) for i in range(4)], "meta": {"n": 4}}, fh, protocol=4)
+    report = scan(path)
+    assert not report.blocking, [f.rule_id for f in report.findings]
+    assert not report.coverage_gaps

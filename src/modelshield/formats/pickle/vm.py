@@ -271,12 +271,12 @@ class PickleVM:
         unpack = struct.unpack_from
         n = self.count
         start = pos
-        size = win.size
+        stream_end = win.size
         check_at = self._next_check(n)
         try:
             while True:
                 if end - pos < 9:
-                    if base + end < size:  # more bytes in the stream: slide the window
+                    if base + end < stream_end:  # more bytes in the stream: slide the window
                         win.pos = pos
                         win.fill(9)
                         buf, pos, base = win.buf, win.pos, win.base
@@ -317,10 +317,10 @@ class PickleVM:
                         pos += 1
                         continue
                     if op == 0x8C:  # SHORT_BINUNICODE
-                        size = buf[pos]
-                        if size <= KEEP_PAYLOAD and pos + 1 + size <= end:
-                            stack.append(buf[pos + 1 : pos + 1 + size].decode("utf-8", "surrogatepass"))
-                            pos += 1 + size
+                        length = buf[pos]
+                        if length <= KEEP_PAYLOAD and pos + 1 + length <= end:
+                            stack.append(buf[pos + 1 : pos + 1 + length].decode("utf-8", "surrogatepass"))
+                            pos += 1 + length
                             continue
                     elif op == 0x74:  # TUPLE
                         if marks:
@@ -377,10 +377,10 @@ class PickleVM:
                             self._invoke("REDUCE", stack.pop(), args)
                             continue
                     elif op == 0x58:  # BINUNICODE
-                        size = unpack("<I", buf, pos)[0]
-                        if size <= KEEP_PAYLOAD and pos + 4 + size <= end:
-                            stack.append(buf[pos + 4 : pos + 4 + size].decode("utf-8", "surrogatepass"))
-                            pos += 4 + size
+                        length = unpack("<I", buf, pos)[0]
+                        if length <= KEEP_PAYLOAD and pos + 4 + length <= end:
+                            stack.append(buf[pos + 4 : pos + 4 + length].decode("utf-8", "surrogatepass"))
+                            pos += 4 + length
                             continue
                     elif op == 0x29:  # EMPTY_TUPLE
                         stack.append(())
