@@ -197,8 +197,15 @@ def best_of_two(tool: str, argv: list[str]) -> Run:
     return first if first.seconds < second.seconds else second
 
 
+#: One line per case: modelshield's exit code on these benign files (a speed bar means nothing
+#: if the scan got the verdict wrong).
+EXIT_CODES: list[str] = []
+
+
 def bench_case(name: str, path: Path, ours_extra: list[str], n_files: int = 1) -> dict[str, Run]:
     runs = {"modelshield": best_of_two("modelshield", [str(OURS), "scan", "--no-progress", *ours_extra, str(path)])}
+    code = runs["modelshield"].exit_code
+    EXIT_CODES.append(f"{name}: modelshield exit code {code} (benign: expected 0) {'OK' if code == 0 else 'MISSED'}")
     for tool, argv in peer_commands(path).items():
         runs[tool] = best_of_two(tool, argv)
     print(f"\n## {name}  ({path.name})")
@@ -320,6 +327,7 @@ def main() -> None:
 
     startup = bench_startup()
     verdicts.append(f"startup: {startup:.3f} s (bar < 0.3) {'OK' if startup < 0.3 else 'MISSED'}")
+    verdicts.extend(EXIT_CODES)
     print("\n## bars")
     for line in verdicts:
         print("  " + line)
