@@ -266,7 +266,7 @@ def parse_plain(data: bytes, limits: Limits) -> Layout | None:
     followed by a signed 16-byte data descriptor), and each local header agrees with its central
     entry (name, method, flags; CRC and sizes unless a data descriptor carries them). Anything else returns None and
     :func:`parse` takes the general path, which reports every disagreement; for plain archives both
-    give the same layout (``tests/formats/test_zip_plain.py`` checks it on real and mutated archives).
+    give the same layout (``tests/formats/test_zip_fast_paths.py`` checks it on real and mutated archives).
     """
     size = len(data)
     eocd_at = size - EOCD.size

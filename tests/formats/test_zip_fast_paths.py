@@ -188,3 +188,44 @@ def test_large_archives_on_disk_are_still_fully_checked(tmp_path: Path) -> None:
     assert report.blocking
     assert "ZIP-HEADER-MISMATCH" in rules
     assert not (tmp_path / "canary").exists()
+
+
+def _read_all(data: bytes, quiet: bool, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    import time as _time
+
+    from modelshield.formats import interface
+    from modelshield.formats.zipfmt import reader
+
+    if not quiet:
+        monkeypatch.setattr(reader, "_quiet_skip", lambda *args: False)
+    blob = interface.Blob("t.pt", (), len(data), lambda: io.BytesIO(data))
+    ctx = interface.ScanContext(blob, LIMITS, _time.monotonic() + 60)
+    out: list[object] = []
+    try:
+        for item in reader.ZipReader().read(blob, ctx):
+            if isinstance(item, interface.Blob):
+                out.append(("blob", item.members, item.size, item.format_hint, item.head()))
+            else:
+                out.append(item)
+    except (FormatError, LimitExceeded) as exc:
+        out.append(("raised", type(exc).__name__, str(exc)))
+    out.append(("facts", ctx.facts, ctx.format))
+    monkeypatch.undo()
+    return out
+
+
+@pytest.mark.parametrize("kind", ["torch", "stored", "streamed"])
+def test_quiet_member_skip_changes_nothing(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The zip reader skips storage and metadata members of torch archives without its generic
+    # member checks; on real and mutated archives the output must be what those checks give.
+    data = {**PLAIN, **OTHER}[kind]()
+    rng = random.Random(kind + "quiet")
+    for round_ in range(150):
+        mutated = bytearray(data)
+        if round_:
+            for _ in range(rng.choice((1, 2))):
+                mutated[rng.randrange(len(mutated))] = rng.choice(
+                    (0, 0x2E, 0x80, ord("/"), ord("."), rng.randrange(256))
+                )
+        blob = bytes(mutated)
+        assert _read_all(blob, True, monkeypatch) == _read_all(blob, False, monkeypatch), f"{kind} mutation {round_}"
