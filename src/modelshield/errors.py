@@ -48,3 +48,7 @@ class AnalyzerError(ModelShieldError):
 
 class RenderError(ModelShieldError):
     """A report could not be written."""
+
+
+class WorkerError(ModelShieldError):
+    """Scanner worker processes cannot run (they fail before scanning anything)."""

@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, cast
 
+from modelshield.errors import WorkerError
 from modelshield.formats.interface import Blob, ScanContext
 from modelshield.sources.local import file_blob
 from modelshield.types import Artifact
@@ -49,6 +50,8 @@ _IDLE = -1.0
 _HEADER = struct.Struct("<Q")
 #: Seconds a worker gets to exit after being told to stop, before it is killed.
 _STOP_GRACE_S = 1.0
+#: Workers in a row that end before their first file: the workers are broken, not a file.
+MAX_STARTUP_FAILURES = 3
 
 
 def _send(fd: int, message: object) -> None:
@@ -181,6 +184,8 @@ class Pool:
         self.workers: list[_Worker] = []
         #: the parent's ends of every live worker's pipes (a new worker closes its copies)
         self.parent_fds: set[int] = set()
+        #: workers in a row that ended before their first file
+        self.startup_failures = 0
         for _ in range(max(1, min(options.jobs, os.cpu_count() or 1))):
             self.workers.append(self._spawn())
 
@@ -243,13 +248,30 @@ class Pool:
 
     def _retire(self, worker: _Worker, reason: str) -> None:
         index, _ = self._current(worker)
+        began = _SLOT.unpack_from(worker.slot, _SINCE_AT)[0] > 0  # it started a file at least once
         worker.kill()
         self._close(worker)
+        if index is None and not began:  # ended before its first file: no file is to blame
+            self._startup_failed(worker, reason)
+            return
+        self.startup_failures = 0
         if index is None:  # not on a file (died between files): the first unanswered one is blamed
             index = min(worker.batch)
         blob = worker.batch.pop(index)
         self._finish(index, blob, _crash_artifact(blob, self.options, reason))
         self.pending.extendleft(sorted(worker.batch.items(), reverse=True))  # the rest is scanned again
+        worker.batch = {}
+        worker.in_flight = 0
+        self.workers[self.workers.index(worker)] = self._spawn()
+
+    def _startup_failed(self, worker: _Worker, reason: str) -> None:
+        self.startup_failures += 1
+        if self.startup_failures >= MAX_STARTUP_FAILURES:
+            raise WorkerError(
+                f"scanner workers end before scanning anything ({self.startup_failures} in a row; last: {reason})",
+                hint="run with --jobs 1 and no --timeout to scan in one process and see the error",
+            )
+        self.pending.extendleft(sorted(worker.batch.items(), reverse=True))  # every file goes back
         worker.batch = {}
         worker.in_flight = 0
         self.workers[self.workers.index(worker)] = self._spawn()

@@ -8,6 +8,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from modelshield.formats.interface import Blob, Reader, ScanContext, register_reader
 from modelshield.scan import Scanner, ScanOptions
 
@@ -62,3 +64,21 @@ def test_a_hang_inside_a_batch_loses_no_other_file(tmp_path: Path) -> None:
     assert [f.rule_id for f in by_name["f40b.bin"].findings] == ["SCAN-CRASH"]
     good = [a for name, a in by_name.items() if name.endswith(".pkl")]
     assert len(good) == 60 and all(a.format == "pickle" and not a.findings for a in good)
+
+
+def test_workers_that_cannot_start_are_an_error_not_crashed_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import modelshield.workers as workers
+    from modelshield.errors import WorkerError
+
+    def broken() -> None:
+        raise ImportError("simulated broken installation")
+
+    monkeypatch.setattr(workers, "_warm_up", broken)  # forked workers inherit it
+    for i in range(5):
+        (tmp_path / f"f{i}.pkl").write_bytes(pickle.dumps({"i": i}))
+    started = time.monotonic()
+    with pytest.raises(WorkerError, match="before scanning anything"):
+        Scanner(ScanOptions(jobs=2)).scan([str(tmp_path)])
+    assert time.monotonic() - started < 30
