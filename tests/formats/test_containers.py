@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from tests.formats._streams import Unseekable
 
 from modelshield.errors import FormatError, LimitExceeded
 from modelshield.formats.compressed import CompressedReader
@@ -322,17 +323,6 @@ def test_central_directory_missing_members_recovered_from_local_headers() -> Non
 
 
 def test_data_descriptors_without_central_directory() -> None:
-    class Unseekable(io.RawIOBase):
-        def __init__(self) -> None:
-            self.data = bytearray()
-
-        def writable(self) -> bool:
-            return True
-
-        def write(self, b: bytes) -> int:  # type: ignore[override]
-            self.data += b
-            return len(b)
-
     sink = Unseekable()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("one.pkl", PAYLOAD)

@@ -15,26 +15,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from tests.formats._streams import Unseekable
 
 from modelshield.errors import FormatError, LimitExceeded
 from modelshield.formats.zipfmt.parser import Layout, parse, parse_plain
 from modelshield.limits import Limits
 
 LIMITS = Limits()
-
-
-class _Unseekable(io.RawIOBase):
-    """A write-only stream without seek: zipfile then writes data descriptors."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b: bytes) -> int:  # type: ignore[override]
-        self.data += b
-        return len(b)
 
 
 def _zip(
@@ -50,7 +37,7 @@ def _zip(
 
 
 def _streamed() -> bytes:
-    out = _Unseekable()
+    out = Unseekable()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
         archive.writestr("s/one.txt", b"hello " * 20)
         archive.writestr("s/two.txt", b"world " * 30)

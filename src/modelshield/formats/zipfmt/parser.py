@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 from modelshield.errors import FormatError, LimitExceeded
 from modelshield.formats._containers import check_members
+from modelshield.formats.interface import WindowStream
 from modelshield.limits import Limits
 
 LOCAL_SIG = b"PK\x03\x04"
@@ -138,13 +139,13 @@ class MemoryStream(io.BytesIO):
         self.data = data
 
 
-class PagedFile(io.RawIOBase):
+class PagedFile(WindowStream):
     """A large archive on disk read with ``os.pread`` through a small cache of 4 KiB pages.
 
     The parser and the member checks read a few bytes at many places (headers, the first and last
     bytes of each member, descriptors) and often the same page twice; through a buffered file each
-    read cost a seek and a refill. Large reads (decompression, CRCs) bypass the cache. Also a
-    seekable raw stream, for code that reads sequentially.
+    read cost a seek and a refill. Large reads (decompression, CRCs) bypass the cache. As a
+    :class:`WindowStream`, also a seekable raw stream for code that reads sequentially.
     """
 
     PAGE = 4096
@@ -152,11 +153,10 @@ class PagedFile(io.RawIOBase):
     MAX_PAGES = 256
 
     def __init__(self, fd: int, size: int) -> None:
-        super().__init__()
+        super().__init__(self.read_at, size)
         self.fd = fd
         self.size = size
         self.pages: dict[int, bytes] = {}
-        self.pos = 0
 
     def read_at(self, offset: int, size: int) -> bytes:
         """``size`` bytes at ``offset`` (fewer at the end of the file)."""
@@ -187,26 +187,6 @@ class PagedFile(io.RawIOBase):
                 break
             data += more
         return data
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
-        self.pos = max(0, base + offset)
-        return self.pos
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read_at(self.pos, len(buffer))
-        buffer[: len(data)] = data
-        self.pos += len(data)
-        return len(data)
 
     @classmethod
     def over(cls, stream: BinaryIO, size: int) -> PagedFile | None:
