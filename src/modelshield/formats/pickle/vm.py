@@ -299,7 +299,7 @@ class PickleVM:
                 # value so that frequent opcodes are reached after a few comparisons. A branch
                 # that does not ``continue`` falls through to the generic path below.
                 if op >= 0x68:
-                    if op == 0x71 or op == 0x94 or op == 0x72:  # BINPUT, MEMOIZE, LONG_BINPUT
+                    if (op == 0x71 or op == 0x94 or op == 0x72) and stack:  # BINPUT, MEMOIZE, LONG_BINPUT
                         if op == 0x71:
                             key = buf[pos]
                             pos += 1
@@ -319,9 +319,13 @@ class PickleVM:
                     if op == 0x8C:  # SHORT_BINUNICODE
                         length = buf[pos]
                         if length <= KEEP_PAYLOAD and pos + 1 + length <= end:
-                            stack.append(buf[pos + 1 : pos + 1 + length].decode("utf-8", "surrogatepass"))
-                            pos += 1 + length
-                            continue
+                            try:
+                                stack.append(buf[pos + 1 : pos + 1 + length].decode("utf-8", "surrogatepass"))
+                            except UnicodeDecodeError:
+                                pass  # the generic path reports it
+                            else:
+                                pos += 1 + length
+                                continue
                     elif op == 0x74:  # TUPLE
                         if marks:
                             k = marks.pop()
@@ -353,7 +357,7 @@ class PickleVM:
                         continue
                     elif op == 0x75 and marks:  # SETITEMS into a plain dict
                         k = marks[-1]
-                        target = stack[k - 1] if k > 0 else None
+                        target = stack[k - 1] if 0 < k <= len(stack) else None
                         if type(target) is SDict and not (len(stack) - k) % 2:
                             marks.pop()
                             target.set_many(stack[k:])
@@ -379,9 +383,13 @@ class PickleVM:
                     elif op == 0x58:  # BINUNICODE
                         length = unpack("<I", buf, pos)[0]
                         if length <= KEEP_PAYLOAD and pos + 4 + length <= end:
-                            stack.append(buf[pos + 4 : pos + 4 + length].decode("utf-8", "surrogatepass"))
-                            pos += 4 + length
-                            continue
+                            try:
+                                stack.append(buf[pos + 4 : pos + 4 + length].decode("utf-8", "surrogatepass"))
+                            except UnicodeDecodeError:
+                                pass  # the generic path reports it
+                            else:
+                                pos += 4 + length
+                                continue
                     elif op == 0x29:  # EMPTY_TUPLE
                         stack.append(())
                         continue
@@ -425,7 +433,7 @@ class PickleVM:
                         continue
                     elif op == 0x65 and marks:  # APPENDS into a plain list
                         k = marks[-1]
-                        target = stack[k - 1] if k > 0 else None
+                        target = stack[k - 1] if 0 < k <= len(stack) else None
                         if type(target) is SList:
                             marks.pop()
                             target.add(stack[k:])
@@ -458,11 +466,11 @@ class PickleVM:
                     raise Malformed(f"invalid opcode 0x{op:02x} at byte {self._abs(base + start)}")
                 else:
                     win.pos = pos
-                    self.op_off = base + start
+                    op_at = self.op_off = base + start
                     arg = self._var_arg(kind)
                     buf, pos, base = win.buf, win.pos, win.base
                     end = len(buf)
-                    start = pos - 1  # the opcode may now lie before the window; keep a valid index
+                    start = op_at - base  # the opcode's offset in the window (negative once it slid past)
                 self.op_off = base + start
                 self.op_index = n - 1
                 if handlers[op](self, arg):
