@@ -41,10 +41,6 @@ if TYPE_CHECKING:
 MAX_BATCH = 32
 #: Batches sent to a worker before its first answer (the next one waits in the pipe).
 IN_FLIGHT = 2
-#: The shared slot of a worker: two doubles, [index of the file being scanned (-1: none),
-#: time.monotonic() it started (or when the worker went idle)], each written as one aligned store.
-_SLOT = struct.Struct("<d")
-_INDEX_AT, _SINCE_AT = 0, 8
 _IDLE = -1.0
 #: Message framing: the pickle's length, then the pickle.
 _HEADER = struct.Struct("<Q")
@@ -52,6 +48,35 @@ _HEADER = struct.Struct("<Q")
 _STOP_GRACE_S = 1.0
 #: Workers in a row that end before their first file: the workers are broken, not a file.
 MAX_STARTUP_FAILURES = 3
+
+
+class Slot:
+    """What a worker is doing, in memory shared with the parent: [file index (-1: none), since when].
+
+    Each value is one aligned 8-byte store or load (a ``memoryview`` of doubles), so the parent
+    never sees half a value. (``struct.pack_into`` zeroes its target before writing it: a parent
+    reading in between saw a file started at time 0, and timed it out 300 s early.) The worker
+    writes the time first, then the index.
+    """
+
+    def __init__(self) -> None:
+        self._map = mmap.mmap(-1, 16)  # anonymous and shared with the child after fork
+        self._values = memoryview(self._map).cast("d")
+        self._values[0] = _IDLE
+
+    def set(self, index: float, since: float) -> None:
+        """Record the file being scanned (or ``_IDLE``) and since when (in the worker)."""
+        self._values[1] = since
+        self._values[0] = index
+
+    def get(self) -> tuple[int, float]:
+        """The file index (-1: none) and since when (in the parent); 0.0: never set."""
+        return int(self._values[0]), self._values[1]
+
+    def close(self) -> None:
+        """Unmap the shared memory."""
+        self._values.release()
+        self._map.close()
 
 
 def _send(fd: int, message: object) -> None:
@@ -93,7 +118,7 @@ def _warm_up() -> None:
     load_analyzers_for(PickleStream)
 
 
-def _worker_main(inbox: int, outbox: int, options: ScanOptions, slot: mmap.mmap) -> None:
+def _worker_main(inbox: int, outbox: int, options: ScanOptions, slot: Slot) -> None:
     import gc
 
     from modelshield.scan import scan_file
@@ -111,18 +136,16 @@ def _worker_main(inbox: int, outbox: int, options: ScanOptions, slot: mmap.mmap)
             return
         results = []
         for index, path, size in cast("list[tuple[int, str, int]]", batch):
-            _SLOT.pack_into(slot, _SINCE_AT, time.monotonic())
-            _SLOT.pack_into(slot, _INDEX_AT, float(index))
+            slot.set(float(index), time.monotonic())
             results.append((index, scan_file(file_blob(path, size), options)))
-        _SLOT.pack_into(slot, _SINCE_AT, time.monotonic())  # idle from now: a queued batch is timed from here
-        _SLOT.pack_into(slot, _INDEX_AT, _IDLE)
+        slot.set(_IDLE, time.monotonic())  # idle from now: a queued batch is timed from here
         _send(outbox, results)
 
 
 class _Worker:
     """The parent's handle on one forked worker."""
 
-    def __init__(self, pid: int, inbox: int, outbox: int, slot: mmap.mmap) -> None:
+    def __init__(self, pid: int, inbox: int, outbox: int, slot: Slot) -> None:
         self.pid = pid
         #: the parent writes batches here / reads answers there
         self.inbox = inbox
@@ -198,8 +221,7 @@ class Pool:
     def _spawn(self) -> _Worker:
         from_parent, to_child = os.pipe()  # batches: the parent writes, the worker reads
         from_child, to_parent = os.pipe()  # answers: the worker writes, the parent reads
-        slot = mmap.mmap(-1, 2 * _SLOT.size)  # anonymous and shared with the child after fork
-        _SLOT.pack_into(slot, _INDEX_AT, _IDLE)
+        slot = Slot()
         pid = os.fork()
         if pid == 0:  # the worker: never returns into the parent's code
             code = 0
@@ -240,15 +262,14 @@ class Pool:
 
     def _current(self, worker: _Worker) -> tuple[int | None, float]:
         """The file the worker is on (None between files) and since when."""
-        index = int(_SLOT.unpack_from(worker.slot, _INDEX_AT)[0])
-        since = _SLOT.unpack_from(worker.slot, _SINCE_AT)[0]
+        index, since = worker.slot.get()
         if index < 0 or index not in worker.batch:
             return None, max(worker.sent, since)
         return index, since
 
     def _retire(self, worker: _Worker, reason: str) -> None:
         index, _ = self._current(worker)
-        began = _SLOT.unpack_from(worker.slot, _SINCE_AT)[0] > 0  # it started a file at least once
+        began = worker.slot.get()[1] > 0  # it started a file at least once
         worker.kill()
         self._close(worker)
         if index is None and not began:  # ended before its first file: no file is to blame

@@ -82,3 +82,32 @@ def test_workers_that_cannot_start_are_an_error_not_crashed_files(
     with pytest.raises(WorkerError, match="before scanning anything"):
         Scanner(ScanOptions(jobs=2)).scan([str(tmp_path)])
     assert time.monotonic() - started < 30
+
+
+def test_slot_reads_never_see_a_half_written_value() -> None:
+    # The parent reads a worker's slot while the worker writes it. A read that saw a zeroed
+    # time next to a valid file index timed that file out (at 0 + timeout) in ~1 of 300 scans.
+    from modelshield.workers import Slot
+
+    slot = Slot()
+    slot.set(0.0, time.monotonic())
+    pid = os.fork()
+    if pid == 0:  # the writer: files 0..9 over and over, each with its start time
+        try:
+            for i in range(300_000):
+                slot.set(float(i % 10), 1000.0 + (i % 7))
+                slot.set(-1.0, 2000.0)
+        finally:
+            os._exit(0)
+    bad = []
+    try:
+        while not os.waitpid(pid, os.WNOHANG)[0]:
+            for _ in range(1000):
+                index, since = slot.get()
+                if since not in (1000.0, 1001.0, 1002.0, 1003.0, 1004.0, 1005.0, 1006.0, 2000.0) and since < 999:
+                    bad.append((index, since))
+                if not -1 <= index < 10:
+                    bad.append((index, since))
+    finally:
+        slot.close()
+    assert not bad, bad[:5]
