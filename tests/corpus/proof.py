@@ -61,8 +61,7 @@ def _start(batch: list[Sample], workdir: Path, index: int) -> tuple[subprocess.P
     jobs = workdir / f"jobs-{index}.json"
     jobs.write_text(json.dumps([_job(s) for s in batch]))
     results = workdir / f"results-{index}.jsonl"
-    runner = workdir / "runner.py"
-    runner.write_text(RUNNER)
+    runner = workdir / "runner.py"  # written once by run_proofs: rewriting it here truncated it under a starting runner
     cwd = workdir / f"cwd-{index}"
     cwd.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
@@ -94,6 +93,7 @@ def run_proofs(samples: list[Sample], parallel: int = 2) -> dict[str, Proof]:
     outcomes: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="ms-proof-") as tmp:
         workdir = Path(tmp)
+        (workdir / "runner.py").write_text(RUNNER)
         pending = list(enumerate(batches))
         running: list[tuple[subprocess.Popen[bytes], Path]] = []
         while pending or running:
