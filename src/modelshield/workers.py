@@ -18,12 +18,15 @@ whole transport needs.
 from __future__ import annotations
 
 import contextlib
+import importlib
+import io
 import mmap
 import os
 import pickle
 import select
 import signal
 import struct
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -97,9 +100,29 @@ def _read_exact(fd: int, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _recv(fd: int) -> object:
+def _recv(fd: int, unpickler: type[pickle.Unpickler] = pickle.Unpickler) -> object:
     (size,) = _HEADER.unpack(_read_exact(fd, _HEADER.size))
-    return pickle.loads(_read_exact(fd, size))
+    return unpickler(io.BytesIO(_read_exact(fd, size))).load()
+
+
+#: Modules whose classes a worker's answer may name: the scan result records and their enums.
+_ANSWER_MODULES = frozenset({"modelshield.types", "modelshield.advisories.requirements"})
+
+
+class AnswerUnpickler(pickle.Unpickler):
+    """Reads a worker's answer, naming nothing but the scan result classes.
+
+    Workers parse hostile files. Should one ever be subverted, its answer must not become code in
+    the parent: any other global (a function, a class elsewhere) is refused, and the parent treats
+    the answer like a crash of that worker.
+    """
+
+    def find_class(self, module: str, name: str) -> type:
+        if module in _ANSWER_MODULES and not name.startswith("_"):
+            found = getattr(sys.modules.get(module) or importlib.import_module(module), name, None)
+            if isinstance(found, type) and found.__module__ == module:
+                return found
+        raise pickle.UnpicklingError(f"a worker's answer names {module}.{name}, which is not a scan result class")
 
 
 def _warm_up() -> None:
@@ -299,7 +322,10 @@ class Pool:
 
     def _collect(self, worker: _Worker) -> None:
         try:
-            answers = _recv(worker.outbox)
+            answers = _recv(worker.outbox, AnswerUnpickler)
+        except pickle.UnpicklingError as exc:
+            self._retire(worker, f"scanner worker sent an answer that is not a scan result ({exc})")
+            return
         except (EOFError, OSError):
             code = worker.reap(block=False)
             if code is None:

@@ -111,3 +111,39 @@ def test_slot_reads_never_see_a_half_written_value() -> None:
     finally:
         slot.close()
     assert not bad, bad[:5]
+
+
+class _Forged:
+    """What a subverted worker could send: an answer whose unpickling runs a command."""
+
+    def __init__(self, canary: Path) -> None:
+        self.canary = canary
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (f"touch {self.canary}",))
+
+
+def test_the_parent_never_runs_what_a_worker_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import modelshield.scan
+
+    canary = tmp_path / "canary"
+    (tmp_path / "a.pkl").write_bytes(pickle.dumps({"a": 1}))
+    monkeypatch.setattr(modelshield.scan, "scan_file", lambda blob, options: [_Forged(canary)])  # in the workers
+    report = Scanner(ScanOptions(jobs=2, timeout_s=10.0)).scan([str(tmp_path / "a.pkl")])
+    [artifact] = report.artifacts
+    assert [f.rule_id for f in artifact.findings] == ["SCAN-CRASH"]
+    assert "not a scan result" in artifact.findings[0].message
+    assert not canary.exists()
+
+
+def test_real_answers_pass_the_answer_unpickler(tmp_path: Path) -> None:
+    import io
+
+    from modelshield.scan import collect_blobs, scan_file
+    from modelshield.workers import AnswerUnpickler
+
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(_Forged(tmp_path / "canary")))  # scanned, never loaded
+    answers = [(i, scan_file(blob, ScanOptions())) for i, blob in enumerate(collect_blobs([str(tmp_path)]))]
+    data = pickle.dumps(answers, protocol=pickle.HIGHEST_PROTOCOL)
+    assert AnswerUnpickler(io.BytesIO(data)).load() == answers
+    assert any(f.rule_id.startswith("PICKLE") for _, arts in answers for a in arts for f in a.findings)
