@@ -154,9 +154,8 @@ def _walk(blob: Blob, depth: int = 0) -> Iterator[Blob]:
             yield from _walk(child, depth + 1)
 
 
-def test_fixture_files_and_their_members(corpus_root: Path, corpus: object, benign_corpus: object) -> None:
-    files = [p for p in sorted(corpus_root.rglob("*")) if p.is_file()]
-    assert len(files) > 200  # malicious, benign and auxiliary files were generated
+def _check_files(files: list[Path]) -> set[str]:
+    """Check every file and nested member under ``files``; the names of the readers that took them."""
     names: set[str] = set()
     for path in files:
         for blob in _walk(_file(path)):
@@ -165,19 +164,18 @@ def test_fixture_files_and_their_members(corpus_root: Path, corpus: object, beni
                 _check(head, blob)
                 reader = detect(blob, head)
                 names.add(reader.name if reader else "unknown")
+    return names
+
+
+def test_fixture_files_and_their_members(corpus_root: Path, corpus: object, benign_corpus: object) -> None:
+    files = [p for p in sorted(corpus_root.rglob("*")) if p.is_file()]
+    assert len(files) > 200  # malicious, benign and auxiliary files were generated
+    names = _check_files(files)
     assert {"pickle", "zip", "tar", "7z", "compressed", "numpy", "pytorch-legacy", "python-source"} <= names, names
 
 
 def test_tensorflow_fixture_files(tf_models: Path) -> None:
-    files = [p for p in sorted(tf_models.rglob("*")) if p.is_file()]
-    names: set[str] = set()
-    for path in files:
-        for blob in _walk(_file(path)):
-            head = blob.head()
-            if head:
-                _check(head, blob)
-                reader = detect(blob, head)
-                names.add(reader.name if reader else "unknown")
+    names = _check_files([p for p in sorted(tf_models.rglob("*")) if p.is_file()])
     assert {"tf-saved-model", "tf-checkpoint-index", "tf-checkpoint-data", "tflite", "zip", "hdf5"} <= names
 
 
