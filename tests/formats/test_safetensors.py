@@ -192,9 +192,54 @@ def test_leading_whitespace_header_is_still_recognised(tmp_path: Path) -> None:
     assert isinstance(detect(blob), SafetensorsReader)
 
 
-def test_invalid_json_is_a_parse_error(tmp_path: Path) -> None:
+def test_invalid_json_is_a_header_attack(tmp_path: Path) -> None:
     report = scan(str(_write(tmp_path, "bad.safetensors", _raw("{not json", b""))))
-    assert "PARSE-ERROR" in _rules(report)
+    assert "SAFETENSORS-HEADER-ABUSE" in _rules(report, Severity.HIGH)
+    assert report.blocking
+
+
+@pytest.mark.parametrize(
+    "length",
+    [1 << 40, 1 << 48, 1 << 62, 2**64 - 1, 16],  # beyond the file, gigabytes, absurd; 16 > the 15-byte file too
+    ids=["1TiB", "2**48", "2**62", "max", "just-past-the-end"],
+)
+def test_absurd_header_length_is_high(tmp_path: Path, length: int) -> None:
+    path = _write(tmp_path, "len.bin", struct.pack("<Q", length) + b'{"a":1}')  # claimed by its first bytes
+    report = scan(str(path))
+    top = report.artifacts[0]
+    assert top.format == "safetensors"
+    assert any(f.rule_id == "SAFETENSORS-HEADER-ABUSE" and f.severity >= Severity.HIGH for f in top.findings)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json at all here", b"\xff\xfe garbage", b"[1, 2, 3]", b""],
+    ids=["text", "bytes", "json-array", "nothing"],
+)
+def test_named_safetensors_without_a_header_is_high(tmp_path: Path, body: bytes) -> None:
+    path = _write(tmp_path, "model.safetensors", struct.pack("<Q", len(body)) + body)
+    report = scan(str(path))
+    assert "SAFETENSORS-HEADER-ABUSE" in _rules(report, Severity.HIGH)
+    assert "UNKNOWN-CONTENT" not in {f.rule_id for f in report.artifacts[0].findings}
+
+
+def test_pickle_behind_a_fake_length_is_found(tmp_path: Path) -> None:
+    payload = pickle.dumps(_Canary(), protocol=2)
+    path = _write(tmp_path, "model.safetensors", struct.pack("<Q", len(payload) + 100) + payload)
+    rules = _rules(scan(str(path)), Severity.HIGH)
+    assert {"SAFETENSORS-HEADER-ABUSE", "PICKLE-UNSAFE-GLOBAL"} <= rules
+
+
+def test_pickle_named_safetensors_is_read_as_the_pickle_it_is(tmp_path: Path) -> None:
+    path = _write(tmp_path, "model.safetensors", pickle.dumps(_Canary(), protocol=4))
+    report = scan(str(path))
+    assert report.artifacts[0].format == "pickle"
+    assert {"SAFETENSORS-HEADER-ABUSE", "PICKLE-UNSAFE-GLOBAL"} <= _rules(report, Severity.HIGH)
+
+
+def test_text_before_a_brace_is_not_claimed(tmp_path: Path) -> None:
+    report = scan(str(_write(tmp_path, "notes.txt", b"flavors: {}\n")))
+    assert report.artifacts[0].format != "safetensors"
 
 
 def test_sharded_model_is_consistent(sharded: Path) -> None:

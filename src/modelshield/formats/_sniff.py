@@ -244,12 +244,32 @@ def sniff_hdf5(head: bytes, blob: Blob) -> bool:
     return hdf5_offset(head) is not None
 
 
-def sniff_safetensors(head: bytes, blob: Blob) -> bool:
-    """A plausible 8-byte length followed by a JSON object."""
-    if len(head) < 9:
+SAFETENSORS_SUFFIX = ".safetensors"
+
+
+def looks_like_safetensors(head: bytes) -> bool:
+    """An 8-byte little-endian length followed by a JSON object.
+
+    The length is not bounded (an absurd one is an attack the reader reports), but eight printable
+    ASCII characters are text that happens to be followed by a brace (``flavors: {}``), not a length.
+    """
+    if len(head) < 9 or head[8:].lstrip(b" \t\r\n")[:1] != b"{":
         return False
     length = int.from_bytes(head[:8], "little")
-    return 2 <= length < 1 << 48 and head[8:].lstrip(b" \t\r\n")[:1] == b"{"
+    return 2 <= length < 1 << 48 or not all(0x20 <= b < 0x7F for b in head[:8])
+
+
+def sniff_safetensors(head: bytes, blob: Blob) -> bool:
+    """An 8-byte length followed by a JSON object, or anything named ``*.safetensors``.
+
+    The length is not judged here: an absurd one (beyond the file, gigabytes) is a header attack the
+    reader reports. A file that only claims to be safetensors by its name is claimed too, so that
+    content which is not valid safetensors is reported as such (a high finding) instead of as unknown
+    content; a tar archive (the other reader of this priority) keeps its own.
+    """
+    if looks_like_safetensors(head):
+        return True
+    return blob.name.lower().endswith(SAFETENSORS_SUFFIX) and not tar_header_ok(head)
 
 
 def sniff_safetensors_index(head: bytes, blob: Blob) -> bool:

@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 from modelshield._record import record
 from modelshield.errors import FormatError, LimitExceeded
-from modelshield.formats._sniff import sniff_safetensors, sniff_safetensors_index
+from modelshield.formats._sniff import looks_like_safetensors, sniff_safetensors, sniff_safetensors_index
 from modelshield.formats.interface import Blob, Reader, ScanContext, register_reader
 from modelshield.limits import Limits
 from modelshield.rules import rule
@@ -289,34 +289,73 @@ class SafetensorsReader(Reader):
         return sniff_safetensors(head, blob)
 
     def read(self, blob: Blob, ctx: ScanContext) -> Iterator[object]:
-        """Parse the header, report defects, yield uncovered byte ranges as child blobs."""
+        """Parse the header, report defects, yield uncovered byte ranges as child blobs.
+
+        Content that claims to be safetensors (by its first bytes or its name) but has no valid
+        header is a high finding, and is then read for what it really is (see :meth:`_not_safetensors`).
+        """
         size = blob.size
         with blob.open() as stream:
             head = stream.read(8)
-            if len(head) == 8:
-                (length,) = struct.unpack("<Q", head)
-                if length > max(size - 8, 0):
-                    yield ctx.finding(
-                        HEADER_ABUSE.id,
-                        f"header length {length} exceeds the file ({size} bytes)",
-                        evidence=f"header_length={length}",
-                        offset=0,
-                    )
-                    return
-                if length > min(ctx.limits.max_header_bytes, REFERENCE_MAX_HEADER):
-                    yield ctx.finding(
-                        HEADER_ABUSE.id,
-                        f"header length {length} exceeds what the reference loader accepts ({REFERENCE_MAX_HEADER})",
-                        evidence=f"header_length={length}",
-                        offset=0,
-                    )
-            header = read_safetensors_header(stream, max_header_bytes=ctx.limits.max_header_bytes)
+            if len(head) < 8:
+                yield from self._not_safetensors(blob, ctx, f"{size} bytes: too short for the 8-byte header length")
+                return
+            (length,) = struct.unpack("<Q", head)
+            if length > max(size - 8, 0):
+                yield from self._not_safetensors(blob, ctx, f"header length {length} exceeds the file ({size} bytes)")
+                return
+            if length > REFERENCE_MAX_HEADER:
+                yield ctx.finding(
+                    HEADER_ABUSE.id,
+                    f"header length {length} exceeds what the reference loader accepts ({REFERENCE_MAX_HEADER})",
+                    evidence=f"header_length={length}",
+                    offset=0,
+                )
+            try:
+                header = read_safetensors_header(stream, max_header_bytes=ctx.limits.max_header_bytes)
+            except LimitExceeded:
+                raise
+            except FormatError as exc:
+                problem = exc.message.removeprefix("safetensors: ")
+                yield from self._not_safetensors(blob, ctx, problem)
+                return
         for message, evidence in header.problems:
             yield ctx.finding(HEADER_ABUSE.id, message, evidence=evidence, offset=8)
         for rule_id, message, evidence in validate_layout(header, size):
             yield ctx.finding(rule_id, message, evidence=evidence, offset=8)
         yield from self._uncovered(blob, ctx, header)
         yield header  # IR for the structure check (modelshield.analyzers.tamper_structure)
+
+    def _not_safetensors(self, blob: Blob, ctx: ScanContext, problem: str) -> Iterator[object]:
+        """A high finding, then the bytes read as what they are.
+
+        Readers below this one are asked about the whole blob (a pickle named ``model.safetensors``
+        is analysed as the pickle it is); when none claims it, the bytes after the length field are
+        scanned as a child (a payload placed behind a fake length), and the blob itself gets the
+        generic content checks (EICAR, executables, YARA).
+        """
+        head = blob.head()
+        claim = "by its first bytes" if looks_like_safetensors(head) else "by its name"
+        yield ctx.finding(
+            HEADER_ABUSE.id,
+            f"not a valid safetensors file, although it claims to be one {claim}: {problem}",
+            evidence=f"first bytes {head[:24]!r}",
+            offset=0,
+        )
+        from modelshield.formats.interface import detect
+
+        other = detect(blob, head, below=self.priority)
+        if other is not None:
+            ctx.format = other.name
+            yield from other.read(blob, ctx)
+            return
+        from modelshield.formats.executables import generic_findings, read_small
+
+        data = read_small(blob)
+        if data is not None:
+            yield from generic_findings(data, ctx)
+        if blob.size > 8:
+            yield blob.child_range("body@8", 8, blob.size - 8)
 
     def _uncovered(self, blob: Blob, ctx: ScanContext, header: SafetensorsHeader) -> Iterator[object]:
         last_end = max((e.end for e in header.tensors.values()), default=0) + header.data_offset
