@@ -10,6 +10,7 @@ import bz2
 import gzip
 import io
 import lzma
+import os
 import struct
 import tarfile
 import zipfile
@@ -439,7 +440,39 @@ def test_tar_traversal_and_links() -> None:
     result = run(data)
     traversal = [f for f in result.findings if f.rule_id == "ARCHIVE-PATH-TRAVERSAL"]
     assert len(traversal) == 3
+    links = [f for f in result.findings if f.rule_id == "ARCHIVE-LINK-MEMBER"]
+    assert len(links) == 3 and all(f.severity.label == "high" for f in links)  # the harmless-looking one too
     assert payload_children(result)
+
+
+def test_tar_hard_link_is_high() -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as archive:
+        info = tarfile.TarInfo("weights.bin")
+        info.size = 4
+        archive.addfile(info, io.BytesIO(b"\0\0\0\0"))
+        link = tarfile.TarInfo("model.bin")
+        link.type = tarfile.LNKTYPE
+        link.linkname = "weights.bin"
+        archive.addfile(link)
+    found = [f for f in run(buf.getvalue()).findings if f.rule_id == "ARCHIVE-LINK-MEMBER"]
+    assert len(found) == 1 and "hard link" in found[0].message
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "f.bin"])
+def test_7z_symlink_is_high_and_other_members_still_scanned(tmp_path: Path, target: str) -> None:
+    py7zr = pytest.importorskip("py7zr")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f.bin").write_bytes(PAYLOAD)
+    os.symlink(target, src / "link")
+    path = tmp_path / "links.7z"
+    with py7zr.SevenZipFile(path, "w") as archive:
+        archive.writeall(src, "m")
+    result = run(path.read_bytes())
+    found = [f for f in result.findings if f.rule_id == "ARCHIVE-LINK-MEMBER"]
+    assert len(found) == 1 and found[0].location.detail == "m/link"
+    assert payload_children(result)  # an absolute link no longer stops py7zr extracting the rest
 
 
 def test_tar_trailing_data() -> None:

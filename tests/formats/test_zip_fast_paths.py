@@ -51,6 +51,17 @@ def _torch_checkpoint() -> bytes:
     return buf.getvalue()
 
 
+def _with_symlink(data: bytes, name: str = "archive/link", target: str = "/etc/passwd") -> bytes:
+    """``data`` with a member whose Unix mode says symlink (what ``zip --symlinks`` writes)."""
+    buf = io.BytesIO(data)
+    info = zipfile.ZipInfo(name)
+    info.create_system = 3
+    info.external_attr = 0o120777 << 16
+    with zipfile.ZipFile(buf, "a") as archive:
+        archive.writestr(info, target)
+    return buf.getvalue()
+
+
 def _npz() -> bytes:
     np = pytest.importorskip("numpy")
     buf = io.BytesIO()
@@ -69,6 +80,8 @@ PLAIN = {
     "torch": _torch_checkpoint,
     "stored": lambda: _zip(zipfile.ZIP_STORED),
     "deflated": lambda: _zip(zipfile.ZIP_DEFLATED),
+    "symlink": lambda: _with_symlink(_zip(zipfile.ZIP_STORED)),
+    "torch-symlink": lambda: _with_symlink(_torch_checkpoint()),
 }
 OTHER = {
     "npz": _npz,  # numpy forces ZIP64 sizes in local headers
@@ -201,7 +214,7 @@ def _read_all(data: bytes, quiet: bool, monkeypatch: pytest.MonkeyPatch) -> list
     return out
 
 
-@pytest.mark.parametrize("kind", ["torch", "stored", "streamed"])
+@pytest.mark.parametrize("kind", ["torch", "stored", "streamed", "torch-symlink"])
 def test_quiet_member_skip_changes_nothing(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # The zip reader skips storage and metadata members of torch archives without its generic
     # member checks; on real and mutated archives the output must be what those checks give.
@@ -216,3 +229,21 @@ def test_quiet_member_skip_changes_nothing(kind: str, monkeypatch: pytest.Monkey
                 )
         blob = bytes(mutated)
         assert _read_all(blob, True, monkeypatch) == _read_all(blob, False, monkeypatch), f"{kind} mutation {round_}"
+
+
+@pytest.mark.parametrize("kind", ["symlink", "torch-symlink"])
+@pytest.mark.parametrize("path", ["one-pass", "general"])
+def test_symlink_members_are_found_on_every_path(kind: str, path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelshield.formats.zipfmt import parser
+
+    data = PLAIN[kind]()
+    assert parse_plain(data, LIMITS) is not None
+    if path == "general":
+        monkeypatch.setattr(parser, "parse_plain", lambda *args: None)
+    found = [
+        i
+        for i in _read_all(data, path == "one-pass", monkeypatch)
+        if getattr(i, "rule_id", "") == "ARCHIVE-LINK-MEMBER"
+    ]
+    assert len(found) == 1
+    assert found[0].severity.label == "high" and "/etc/passwd" in found[0].message

@@ -43,6 +43,18 @@ PATH_TRAVERSAL = rule(
     "Do not extract this archive; rebuild it from trusted sources.",
     ("CWE-22",),
 )
+LINK_MEMBER = rule(
+    "ARCHIVE-LINK-MEMBER",
+    "Archive member is a symbolic or hard link",
+    Severity.HIGH,
+    Category.MALICIOUS_CODE,
+    "A member is a link (a zip entry whose Unix mode is a symlink, a tar symlink or hard link, a 7z "
+    "symlink). Extracting the archive creates it, so a model file or a later member can point at, "
+    "read or overwrite any file the extracting user can reach (/etc/passwd, ~/.ssh, a shared "
+    "library). Model archives have no use for links.",
+    "Do not extract this archive; rebuild it with regular files only, from trusted sources.",
+    ("CWE-59", "CWE-22"),
+)
 ARCHIVE_BOMB = rule(
     "ARCHIVE-BOMB",
     "Decompression bomb",

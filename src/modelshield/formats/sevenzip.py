@@ -19,6 +19,7 @@ from modelshield.errors import FormatError
 from modelshield.formats._containers import (
     ARCHIVE_BOMB,
     ENCRYPTED,
+    LINK_MEMBER,
     PATH_TRAVERSAL,
     RATIO_FLOOR,
     TRAILING_DATA,
@@ -31,6 +32,7 @@ from modelshield.formats._containers import (
 )
 from modelshield.formats._sniff import sniff_7z
 from modelshield.formats.interface import Blob, Reader, ScanContext, register_reader
+from modelshield.types import Finding
 
 if TYPE_CHECKING:
     from py7zr.io import Py7zIO, WriterFactory
@@ -113,6 +115,7 @@ class SevenZipReader(Reader):
                         f"7z member data is corrupt ({type(exc).__name__}: {exc}); what was recovered was scanned",
                     )
                 yield from _products(factory, links, aliases, failed, blob, ctx)
+                yield from _link_findings(archive, links, aliases, ctx)
             yield from _trailing(stream, blob, size, ctx)
 
 
@@ -152,13 +155,40 @@ def _products(
     """Extracted members as child blobs; symbolic links (whose content is the target) checked."""
     for key, spool in factory.products.items():
         name = aliases.get(key, key)
-        if key in links:
-            target = spool.head(4096).decode("utf-8", "replace")
-            reason = unsafe_link(name, target)
-            if reason:
-                yield ctx.finding(PATH_TRAVERSAL.id, f"7z link {name!r}: {reason}", detail=name, evidence=target)
-        elif spool.size or not failed:
+        if key not in links and (spool.size or not failed):
             yield spool.blob(blob, name)
+
+
+def _link_findings(archive: Any, links: set[str], aliases: dict[str, str], ctx: ScanContext) -> Iterator[Finding]:
+    """A high finding per symbolic link, with its target when py7zr gives it up.
+
+    Links are extracted apart from the regular members, one at a time: py7zr refuses a link whose
+    target is absolute with an error that would otherwise end the extraction of every member.
+    """
+    for key in sorted(links):
+        name = aliases.get(key, key)
+        target = ""
+        factory = _SpoolFactory(Budget(ctx.limits), ctx)
+        try:
+            archive.reset()
+            archive.extract(targets=[key], factory=cast("WriterFactory", factory))
+            spool = factory.products.get(key)
+            target = spool.head(4096).decode("utf-8", "replace") if spool is not None else ""
+        except _errors() as exc:
+            target = ""
+            refusal = f"{type(exc).__name__}: {exc}"
+        else:
+            refusal = ""
+        reason = unsafe_link(name, target) if target else ""
+        if reason:
+            yield ctx.finding(PATH_TRAVERSAL.id, f"7z link {name!r}: {reason}", detail=name, evidence=target)
+        shown = f" to {target!r}" if target else f" (target not readable: {refusal or 'empty'})"
+        yield ctx.finding(
+            LINK_MEMBER.id,
+            f"7z member {name!r} is a symbolic link{shown}" + (f" ({reason})" if reason else ""),
+            detail=name,
+            evidence=target,
+        )
 
 
 def _safe_targets(
@@ -178,10 +208,10 @@ def _safe_targets(
         reason = unsafe_path(original)
         if reason:
             yield ctx.finding(PATH_TRAVERSAL.id, f"7z member {original!r}: {reason}", detail=original)
-        if not info.is_directory and not (reason and name == original):
+        if info.is_symlink:
+            links.add(name)  # extracted on its own (see _link_findings)
+        elif not info.is_directory and not (reason and name == original):
             targets.append(name)
-            if info.is_symlink:
-                links.add(name)
     return targets, links
 
 

@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 from modelshield.errors import FormatError
 from modelshield.formats._containers import (
+    LINK_MEMBER,
     PATH_TRAVERSAL,
     TRAILING_DATA,
     check_members,
@@ -105,6 +106,14 @@ def _member(info: tarfile.TarInfo, blob: Blob, size: int, ctx: ScanContext) -> I
                 detail=info.name,
                 evidence=info.linkname,
             )
+        kind = "symbolic link" if info.issym() else "hard link"
+        yield ctx.finding(
+            LINK_MEMBER.id,
+            f"tar member {info.name!r} is a {kind} to {info.linkname!r}" + (f" ({link})" if link else ""),
+            offset=info.offset,
+            detail=info.name,
+            evidence=info.linkname,
+        )
         return
     if not info.isreg():
         return

@@ -38,6 +38,9 @@ FLAG_ENCRYPTED = 0x0001
 FLAG_DESCRIPTOR = 0x0008
 FLAG_STRONG_ENCRYPTION = 0x0040
 FLAG_UTF8 = 0x0800
+#: File-type bits of a Unix mode, and the symbolic-link type (``stat.S_IFMT`` / ``stat.S_IFLNK``).
+UNIX_FILE_TYPE = 0o170000
+UNIX_SYMLINK = 0o120000
 MAX_COMMENT = 0xFFFF
 NEXT_SIGS = (LOCAL_SIG, CENTRAL_SIG, EOCD_SIG, ZIP64_EOCD_SIG)
 #: Output decoded (and discarded) at most to find the end of a deflate member of unknown size.
@@ -85,6 +88,9 @@ class Entry:
     local_name: str = ""
     in_central: bool = True
     extra_names: tuple[str, ...] = ()
+    #: The central directory's external attributes (a Unix mode in the high 16 bits) and creator system.
+    external_attr: int = 0
+    creator: int = 0
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -92,6 +98,15 @@ class Entry:
         if self.local_name and self.local_name != self.name:
             return (self.name, self.local_name)
         return (self.name,)
+
+    @property
+    def is_link(self) -> bool:
+        """The external attributes mark a symbolic link (``S_IFLNK`` in the Unix mode).
+
+        Info-ZIP's ``unzip`` and many extractors create such a member as a link whose target is the
+        member's data, so extracting the archive can point a model file at anything on the disk.
+        """
+        return (self.external_attr >> 16) & UNIX_FILE_TYPE == UNIX_SYMLINK
 
     @property
     def is_dir(self) -> bool:
@@ -280,9 +295,25 @@ def parse_plain(data: bytes, limits: Limits) -> Layout | None:
     for _ in range(count):
         if pos + CENTRAL.size > cd_end or not data.startswith(CENTRAL_SIG, pos):
             return None
-        (_, _, _, flags, method, _, _, crc, csize, usize, name_len, extra_len, comment_len, _, _, _, offset) = central(
-            data, pos
-        )
+        (
+            _,
+            made_by,
+            _,
+            flags,
+            method,
+            _,
+            _,
+            crc,
+            csize,
+            usize,
+            name_len,
+            extra_len,
+            comment_len,
+            _,
+            _,
+            attr,
+            offset,
+        ) = central(data, pos)
         name = decode_name(data[pos + CENTRAL.size : pos + CENTRAL.size + name_len], flags)
         pos += CENTRAL.size + name_len + extra_len + comment_len
         if offset != member_at or name in names or 0xFFFFFFFF in (csize, usize, offset):
@@ -307,7 +338,11 @@ def parse_plain(data: bytes, limits: Limits) -> Layout | None:
         if member_at > cd_start:
             return None
         names.add(name)
-        entries.append(Entry(name, offset, data_at, method, flags, crc, csize, usize, name))
+        entries.append(
+            Entry(
+                name, offset, data_at, method, flags, crc, csize, usize, name, external_attr=attr, creator=made_by >> 8
+            )
+        )
     if pos != cd_end or member_at != cd_start:
         return None
     return Layout(size, entries, first_local=0, central_start=cd_start, end=size)
@@ -381,14 +416,32 @@ def _central_entries(stream: BinaryIO, eocd: _Eocd, layout: Layout, limits: Limi
     pos = 0
     fixed, unpack, end = CENTRAL.size, CENTRAL.unpack_from, len(data)
     while pos + fixed <= end and data.startswith(CENTRAL_SIG, pos):  # one loop, no calls: runs per member
-        (_, _, _, flags, method, _, _, crc, csize, usize, name_len, extra_len, comment_len, _, _, _, offset) = unpack(
-            data, pos
-        )
+        (
+            _,
+            made_by,
+            _,
+            flags,
+            method,
+            _,
+            _,
+            crc,
+            csize,
+            usize,
+            name_len,
+            extra_len,
+            comment_len,
+            _,
+            _,
+            attr,
+            offset,
+        ) = unpack(data, pos)
         extra_at = pos + fixed + name_len
         name = decode_name(data[pos + fixed : extra_at], flags)
         if 0xFFFFFFFF in (usize, csize, offset):
             usize, csize, offset = _zip64_extra(data[extra_at : extra_at + extra_len], (usize, csize, offset))
-        entries.append(Entry(name, offset + shift, -1, method, flags, crc, csize, usize))
+        entries.append(
+            Entry(name, offset + shift, -1, method, flags, crc, csize, usize, external_attr=attr, creator=made_by >> 8)
+        )
         check_members(len(entries), limits)
         pos = extra_at + extra_len + comment_len
     if len(entries) != eocd.entries:

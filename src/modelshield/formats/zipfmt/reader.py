@@ -22,6 +22,7 @@ from modelshield.formats._containers import (
     ENCRYPTED,
     FLAG_TAMPERED,
     HEADER_MISMATCH,
+    LINK_MEMBER,
     PATH_TRAVERSAL,
     PREPENDED_DATA,
     TRAILING_DATA,
@@ -33,6 +34,7 @@ from modelshield.formats._containers import (
     decode_stream,
     iter_range,
     raw_lzma1_decoder,
+    unsafe_link,
     unsafe_path,
 )
 from modelshield.formats._sniff import sniff_zip
@@ -189,6 +191,7 @@ def _quiet_skip(entry: Entry, data: bytes, flavor: str, small: dict[str, bytes])
         or (entry.local_name and entry.local_name != name)
         or name.endswith("/")
         or unsafe_path(name)
+        or entry.is_link
     ):
         return False
     start, size = entry.data_offset, entry.compressed_size
@@ -218,6 +221,9 @@ def _member(
     budget: Budget,
     small: dict[str, bytes] | None = None,
 ) -> Iterator[object]:
+    if entry.is_link:
+        yield from _link(entry, stream, ctx, budget)
+        return
     if entry.is_dir:
         return
     names = entry.names
@@ -257,6 +263,36 @@ def _member(
         raise LimitExceeded(
             "max_decompressed_bytes", ctx.limits.max_decompressed_bytes, "zip decompression budget spent"
         )
+
+
+#: A link target longer than this is not a path (its bytes are scanned as a member instead).
+LINK_TARGET_MAX = 4096
+
+
+def _link(entry: Entry, stream: BinaryIO, ctx: ScanContext, budget: Budget) -> Iterator[object]:
+    """A high finding for a symlink member, naming its target (the member's data)."""
+    payload, problems = _payload(entry, stream, ctx, budget)
+    yield from problems
+    target = ""
+    if payload is not None and payload.size <= min(len(payload.head), LINK_TARGET_MAX):
+        target = payload.head.decode("utf-8", "replace")
+    for name in entry.names:
+        reason = unsafe_path(name)
+        if reason:
+            yield ctx.finding(
+                PATH_TRAVERSAL.id, f"zip member {name!r}: {reason}", offset=entry.header_offset, detail=name
+            )
+    escape = unsafe_link(entry.name, target) if target else ""
+    yield ctx.finding(
+        LINK_MEMBER.id,
+        f"zip member {entry.name!r} is a symbolic link"
+        + (f" to {target!r}" if target else "")
+        + (f" ({escape})" if escape else ""),
+        offset=entry.header_offset,
+        detail=entry.name,
+        evidence=f"external attributes 0x{entry.external_attr:08x} (mode {entry.external_attr >> 16:o}), "
+        f"creator system {entry.creator}; target {target!r}",
+    )
 
 
 def _payload(entry: Entry, stream: BinaryIO, ctx: ScanContext, budget: Budget) -> tuple[_Payload | None, list[Finding]]:
