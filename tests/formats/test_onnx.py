@@ -320,3 +320,82 @@ def test_mutated_valid_files_never_crash(benign: Path, data: st.DataObject) -> N
     for _ in range(data.draw(st.integers(1, 6))):
         content[data.draw(st.integers(0, len(content) - 1))] = data.draw(st.integers(0, 255))
     _drain(bytes(content))
+
+
+def _ints(name: str, values: list[int], *, raw: bool = True) -> TensorProto:
+    if raw:
+        return numpy_helper.from_array(np.array(values, dtype=np.int64), name)
+    return helper.make_tensor(name, TensorProto.INT64, [len(values)], values)  # int64_data, packed
+
+
+_BOMBS = {
+    "constant-of-shape": ([helper.make_node("ConstantOfShape", ["s"], ["y"])], [_ints("s", [1 << 25, 1 << 25])]),
+    "typed-int64-data": (
+        [helper.make_node("ConstantOfShape", ["s"], ["y"])],
+        [_ints("s", [1 << 20, 1 << 20, 1 << 20], raw=False)],
+    ),
+    "folded-shape": (
+        [
+            helper.make_node("Constant", [], ["a"], value=numpy_helper.from_array(np.array([1 << 20], np.int64))),
+            helper.make_node("Constant", [], ["b"], value_ints=[1 << 10]),
+            helper.make_node("Mul", ["b", "k"], ["bk"]),  # 2**10 * 2**20
+            helper.make_node("Concat", ["a", "bk"], ["s"], axis=0),
+            helper.make_node("Cast", ["s"], ["s2"], to=TensorProto.INT64),
+            helper.make_node("ConstantOfShape", ["s2"], ["y"]),
+        ],
+        [_ints("k", [1 << 20])],
+    ),
+    "tile": ([helper.make_node("Tile", ["x", "r"], ["y"])], [_ints("r", [1 << 50])]),
+    "expand": ([helper.make_node("Expand", ["x", "s"], ["y"])], [_ints("s", [1 << 26, 1 << 26])]),
+    "reshape": ([helper.make_node("Reshape", ["x", "s"], ["y"])], [_ints("s", [1 << 40, -1])]),
+    "range": (
+        [helper.make_node("Range", ["a", "b", "c"], ["y"])],
+        [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in (("a", 0), ("b", 1 << 50), ("c", 1))],
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_BOMBS))
+def test_absurd_allocations_from_constant_shapes_are_high(folder: Path, kind: str) -> None:
+    nodes, inits = _BOMBS[kind]
+    report = scan(str(_save(_model(_graph(nodes, inits)), folder / f"bomb-{kind}.onnx")))
+    found = [f for f in report.findings if f.rule_id == "ONNX-SHAPE-BOMB"]
+    assert len(found) == 1, report.findings
+    assert found[0].severity == Severity.HIGH and report.blocking
+
+
+def test_bomb_inside_a_subgraph_is_found(folder: Path) -> None:
+    shape = helper.make_node("Constant", [], ["s"], value=_ints("sv", [1 << 30, 1 << 30]))
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    then_g = helper.make_graph([shape, helper.make_node("ConstantOfShape", ["s"], ["y"])], "then", [], [out])
+    else_g = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "else", [], [out])
+    node = helper.make_node("If", ["cond"], ["y"], then_branch=then_g, else_branch=else_g)
+    cond = numpy_helper.from_array(np.array(True), "cond")
+    report = scan(str(_save(_model(_graph([node], [cond])), folder / "bomb-if.onnx")))
+    assert "ONNX-SHAPE-BOMB" in _rules(report)
+
+
+@pytest.mark.parametrize(
+    ("nodes", "inits"),
+    [
+        ([helper.make_node("ConstantOfShape", ["s"], ["y"])], [_ints("s", [1, 2048, 2048])]),  # a causal mask
+        ([helper.make_node("Tile", ["x", "r"], ["y"])], [_ints("r", [64])]),
+        ([helper.make_node("Reshape", ["x", "s"], ["y"])], [_ints("s", [-1, 0, 2])]),
+        ([helper.make_node("Expand", ["x", "s"], ["y"])], [_ints("s", [1 << 16, 1 << 16])]),  # 2**32: the bound
+    ],
+    ids=["mask", "tile", "reshape", "at-the-bound"],
+)
+def test_ordinary_constant_shapes_are_clean(
+    folder: Path, nodes: list[onnx.NodeProto], inits: list[TensorProto]
+) -> None:
+    report = scan(str(_save(_model(_graph(nodes, inits)), folder / f"shape-ok-{len(nodes)}-{nodes[0].op_type}.onnx")))
+    assert "ONNX-SHAPE-BOMB" not in _rules(report)
+
+
+def test_packed_integer_fields_decode() -> None:
+    # proto2 ONNX writes int64_data packed; the decoder read one varint short of such a run before
+    tensor = _ints("s", [1 << 20, 3, 1 << 40], raw=False)
+    model = _model(_graph([helper.make_node("Identity", ["s"], ["y"])], [tensor]))
+    decoded = read_onnx_model(io.BytesIO(model.SerializeToString()))
+    (t,) = decoded.graphs[0].tensors
+    assert t.values == (1 << 20, 3, 1 << 40)

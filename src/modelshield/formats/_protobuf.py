@@ -69,7 +69,8 @@ def varints(cur: Cursor, wire: int, end: int, limit: int = 1 << 16) -> list[int]
         return [signed64(cur.varint())]
     if wire != LEN:
         raise FormatError(f"{cur.what}: integer field with wire type {wire} at offset {cur.pos}")
-    stop = cur.pos + length(cur, end)
+    count = length(cur, end)  # read first: the run starts after its length prefix
+    stop = cur.pos + count
     values: list[int] = []
     while cur.pos < stop:
         if len(values) >= limit:

@@ -2,11 +2,13 @@
 
 The graph, its nested subgraphs (If/Loop/Scan attributes), model-local functions and training graphs
 are walked with a depth limit. Tensor payloads (``raw_data`` and the typed data fields) are skipped
-by seeking, never read; external data files are only stat()ed.
+by seeking, never read, except the values of small integer tensors (shapes, repeats; at most
+``MAX_KEPT_VALUES``); external data files are only stat()ed.
 
 Findings: external-data locations that leave the model folder (CVE-2024-27318 class), missing
-external data, operators from non-standard domains (Python and contrib custom ops are high), and
-absurd tensor dimensions (denial of service).
+external data, operators from non-standard domains (Python and contrib custom ops are high),
+absurd tensor dimensions, and operators whose constant shapes allocate absurd tensors at run time
+(:mod:`.onnx_shapes`; both denial of service).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from modelshield.errors import LimitExceeded
@@ -23,6 +24,8 @@ from modelshield.formats._cursor import Cursor
 from modelshield.formats._sniff import looks_like_onnx as looks_like_onnx
 from modelshield.formats._sniff import sniff_onnx
 from modelshield.formats.interface import Blob, Reader, ScanContext, register_reader
+from modelshield.formats.onnx_ir import DTYPE_BITS as DTYPE_BITS
+from modelshield.formats.onnx_ir import MAX_KEPT_VALUES, OnnxGraph, OnnxModel, OnnxNode, OnnxTensor
 from modelshield.rules import rule
 from modelshield.types import Category, Severity
 
@@ -53,11 +56,6 @@ VENDOR_DOMAINS = frozenset(
 CUSTOM_CODE_DOMAINS = frozenset({"ai.onnx.contrib", "com.microsoft.extensions"})
 PYTHON_OPS = frozenset({"PyOp", "PyFunc", "PythonOp", "EagerPyFunc", "PyOpRegistry"})
 
-# TensorProto.DataType -> bits per element.
-DTYPE_BITS: dict[int, int] = {
-    1: 32, 2: 8, 3: 8, 4: 16, 5: 16, 6: 32, 7: 64, 8: 0, 9: 8, 10: 16, 11: 64, 12: 32, 13: 64,
-    14: 64, 15: 128, 16: 16, 17: 8, 18: 8, 19: 8, 20: 8, 21: 4, 22: 4, 23: 4, 24: 8, 25: 2, 26: 2,
-}  # fmt: skip
 
 EXTERNAL_TRAVERSAL = rule(
     "ONNX-EXTERNAL-DATA-TRAVERSAL",
@@ -132,81 +130,6 @@ STRAY_INITIALIZER = rule(
     "constants behind, but unused data is also how payloads are smuggled into a model.",
     "Check where the tensor comes from; optimisers (onnxsim, onnxoptimizer) remove unused initializers.",
 )
-
-
-@dataclass(slots=True)
-class OnnxTensor:
-    """A TensorProto (initializer or attribute value) without its payload."""
-
-    name: str
-    where: str
-    dims: tuple[int, ...] = ()
-    data_type: int = 0
-    data_location: int = 0
-    external_data: dict[str, str] = field(default_factory=dict)
-    payload_bytes: int = 0
-    has_raw_data: bool = False
-    offset: int = 0
-
-    @property
-    def nbytes(self) -> int | None:
-        """Bytes implied by dims and data type (None for strings, unknown types or negative dims)."""
-        bits = DTYPE_BITS.get(self.data_type)
-        if not bits or any(d < 0 for d in self.dims):
-            return None
-        count = 1
-        for dim in self.dims:
-            count *= dim
-        return (count * bits + 7) // 8
-
-
-@dataclass(slots=True)
-class OnnxNode:
-    """A NodeProto: operator, domain, short string attributes, subgraphs from attributes."""
-
-    op_type: str = ""
-    domain: str = ""
-    name: str = ""
-    strings: dict[str, str] = field(default_factory=dict)
-    subgraphs: list[OnnxGraph] = field(default_factory=list)
-    inputs: list[str] = field(default_factory=list)
-    outputs: list[str] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class OnnxGraph:
-    """A GraphProto (``path`` says where it sits: main graph, node attribute, function, training)."""
-
-    path: str
-    name: str = ""
-    nodes: list[OnnxNode] = field(default_factory=list)
-    tensors: list[OnnxTensor] = field(default_factory=list)
-    #: names of the graph's declared outputs (ValueInfoProto names)
-    outputs: list[str] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class OnnxModel:
-    """A ModelProto without tensor payloads."""
-
-    ir_version: int = 0
-    producer_name: str = ""
-    producer_version: str = ""
-    domain: str = ""
-    model_version: int = 0
-    opset_import: list[tuple[str, int]] = field(default_factory=list)
-    graphs: list[OnnxGraph] = field(default_factory=list)
-    functions: list[tuple[str, str]] = field(default_factory=list)
-    metadata_props: dict[str, str] = field(default_factory=dict)
-
-    def all_graphs(self) -> Iterator[OnnxGraph]:
-        """Every graph: main, training and function bodies, and all nested subgraphs."""
-        stack = list(reversed(self.graphs))
-        while stack:
-            graph = stack.pop()
-            yield graph
-            for node in graph.nodes:
-                stack.extend(reversed(node.subgraphs))
 
 
 def read_onnx_model(
@@ -354,6 +277,8 @@ class _Decoder:
                 name = pb.text(self.cur, end, keep=1024)
             elif number == 4 and wire == pb.LEN:
                 n.strings[name or f"#{len(n.strings)}"] = pb.text(self.cur, end, keep=4096)
+            elif number in (3, 8) and wire in (pb.VARINT, pb.LEN):
+                n.ints[name or f"#{len(n.ints)}"] = tuple(pb.varints(self.cur, wire, end, limit=MAX_KEPT_VALUES))
             elif number in (5, 10):
                 self.nested_tensor(self._sub(wire, end, "attribute tensor"), label, name, n)
             elif number in (6, 11):
@@ -370,6 +295,7 @@ class _Decoder:
 
     def nested_tensor(self, end: int, label: str, attr: str, n: OnnxNode) -> None:
         tensor = self.tensor(end, f"{label}.{attr or 'value'}")
+        n.tensors.setdefault(attr or "value", tensor)
         holder = OnnxGraph(f"{label}.{attr or 'value'}", tensors=[tensor])
         n.subgraphs.append(holder)
 
@@ -377,9 +303,17 @@ class _Decoder:
         cur = self.cur
         t = OnnxTensor("", where, offset=cur.pos)
         dims: list[int] = []
+        raw: bytes | None = None
+        listed: list[int] | None = None
         for number, wire in pb.fields(cur, end):
             if number == 1:
                 dims.extend(pb.varints(cur, wire, end, limit=MAX_DIMS + 1))
+            elif number in (5, 7) and wire in (pb.VARINT, pb.LEN):  # int32_data / int64_data: kept when small
+                if wire == pb.LEN:
+                    start = cur.pos
+                    t.payload_bytes += pb.length(cur, end)
+                    cur.pos = start
+                listed = (listed or []) + pb.varints(cur, wire, end, limit=MAX_KEPT_VALUES + 1)
             elif number == 2 and wire == pb.VARINT:
                 t.data_type = pb.signed64(cur.varint())
             elif number == 8 and wire == pb.LEN:
@@ -391,12 +325,16 @@ class _Decoder:
                 t.external_data[key] = value
             elif number in (4, 5, 6, 7, 9, 10, 11) and wire == pb.LEN:
                 size = pb.length(cur, end)
-                cur.skip(size)
+                if number == 9 and size <= MAX_KEPT_VALUES * 8:
+                    raw = cur.read(size)
+                else:
+                    cur.skip(size)
                 t.payload_bytes += size
                 t.has_raw_data = t.has_raw_data or number == 9
             else:
                 pb.skip(cur, wire, end)
         t.dims = tuple(dims)
+        t.values = _int_values(t.data_type, raw, listed)
         return t
 
     def sparse(self, end: int, where: str) -> list[OnnxTensor]:
@@ -435,6 +373,24 @@ class _Decoder:
         return graph, (domain, name)
 
 
+#: Integer tensor types whose small values are kept: INT32, INT64 (the types of shapes and repeats).
+_INT_TYPES = {6: 4, 7: 8}
+
+
+def _int_values(data_type: int, raw: bytes | None, listed: list[int] | None) -> tuple[int, ...] | None:
+    """The values of a small INT32/INT64 tensor from raw_data or the typed field, else None."""
+    width = _INT_TYPES.get(data_type)
+    if width is None:
+        return None
+    if raw is not None:
+        if len(raw) % width:
+            return None
+        return tuple(int.from_bytes(raw[i : i + width], "little", signed=True) for i in range(0, len(raw), width))
+    if listed is not None and len(listed) <= MAX_KEPT_VALUES:
+        return tuple(listed)
+    return None
+
+
 # ---------------------------------------------------------------------------------------------
 # The reader: decode, then judge.
 
@@ -462,6 +418,9 @@ class OnnxReader(Reader):
         yield from _cap(_check_external(tensors, folder, ctx))
         yield from _cap(_check_sizes(tensors, ctx))
         yield from _cap(_check_dataflow(model, ctx))
+        from modelshield.formats.onnx_shapes import check_allocations
+
+        yield from _cap(check_allocations(model, ctx))
 
 
 def _consumed(graph: OnnxGraph) -> set[str]:
