@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import IO, BinaryIO, Protocol
 
 from modelshield.errors import LimitExceeded
-from modelshield.formats.interface import Blob, WindowStream
+from modelshield.formats.blob import Blob, WindowStream
 from modelshield.limits import Limits, MiB
 from modelshield.rules import rule
 from modelshield.types import Category, Severity

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from modelshield.formats.interface import Blob
+    from modelshield.formats.blob import Blob
 
 #: A content test: ``(head, blob) -> accepted``.
 Test = Callable[[bytes, "Blob"], bool]

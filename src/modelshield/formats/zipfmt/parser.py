@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from modelshield.errors import FormatError, LimitExceeded
 from modelshield.formats._containers import check_members
-from modelshield.formats.interface import WindowStream
+from modelshield.formats.blob import WindowStream
 from modelshield.limits import Limits
 
 LOCAL_SIG = b"PK\x03\x04"
