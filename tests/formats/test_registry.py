@@ -489,3 +489,80 @@ def test_plugins_are_loaded_for_detection_when_enabled(tmp_path: Path) -> None:
     assert (found, catalogued) == ("demo-plugin", set())
     assert "msplugin_demo" in loaded
     assert _probe(sample)[0] == "text"  # without MODELSHIELD_PLUGINS the entry point is never loaded
+
+
+# ---------------------------------------------------------------- (5) a fresh process loads what the catalog says
+
+
+def _expected_catalog_modules(fmt: str) -> set[str]:
+    """The catalog modules a fresh detection of ``fmt`` imports: its reader's, and every trial-parse
+    entry (no content test here) that detection reaches before it."""
+    by_name = {r.name: _key(r) for r in readers()}
+    module, reader = by_name[fmt]
+    order = sorted(CATALOG, key=lambda e: -e.priority)  # stable: catalog order within a priority
+    expected = {module}
+    for entry in order:
+        if (entry.module, entry.reader) == (module, reader):
+            break
+        if entry.test is None:
+            expected.add(entry.module)
+    return expected
+
+
+def _module_level_imports(modules: set[str]) -> set[str]:
+    """Every modelshield module that importing ``modules`` imports at module level (transitively)."""
+    import ast
+    import importlib.util
+
+    def exists(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:  # a name imported from a module, not a module
+            return False
+
+    seen: set[str] = set()
+    todo = list(modules)
+    while todo:
+        spec = importlib.util.find_spec(todo.pop())
+        if spec is None or spec.origin is None:
+            continue
+        tree = ast.parse(Path(spec.origin).read_text())
+        for node in tree.body:
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            for name in names:
+                if name.startswith("modelshield.") and name not in seen and exists(name):
+                    seen.add(name)
+                    todo.append(name)
+    return seen
+
+
+@pytest.fixture(scope="module")
+def minimal_files(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, Path]]:
+    folder = tmp_path_factory.mktemp("minimal")
+    out = []
+    for index, (fmt, name, data) in enumerate(MINIMAL):
+        (folder / str(index)).mkdir()
+        path = folder / str(index) / name
+        path.write_bytes(data)
+        out.append((fmt, path))
+    return out
+
+
+def test_a_fresh_process_reads_each_format_as_the_catalog_declares(minimal_files: list[tuple[str, Path]]) -> None:
+    from tests.fresh import as_outcome, eager_outcomes, fresh_outcomes
+
+    paths = [str(p) for _, p in minimal_files]
+    fresh = fresh_outcomes(paths)
+    eager = eager_outcomes(paths)
+    for fmt, path in minimal_files:
+        got = as_outcome(fresh[str(path)])
+        assert got == eager[str(path)], f"{path.name}: a fresh process found other things than a preloaded one"
+        detected = fresh[str(path)]["detected"]
+        assert detected == fmt, f"{path.name}: detected as {detected} in a fresh process, the catalog says {fmt}"
+        loaded = {m for m in fresh[str(path)]["detection_loaded"] if m in {e.module for e in CATALOG}}  # type: ignore[union-attr]
+        expected = _expected_catalog_modules(fmt)
+        assert expected <= loaded, f"{path.name}: detection imported {sorted(loaded)}"
+        extra = loaded - expected - _module_level_imports(expected)
+        assert not extra, f"{path.name}: detection imported {sorted(extra)}, which {fmt} does not need"
