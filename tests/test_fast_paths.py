@@ -14,14 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.corpus.model import Sample
+from tests.formats.test_registry import MINIMAL
 
 from modelshield.formats.pickle import reader as pickle_reader
 from modelshield.formats.pickle.window import ByteWindow
 from modelshield.formats.zipfmt import parser as zip_parser
 from modelshield.formats.zipfmt import reader as zip_reader
 from modelshield.scan import Scanner
-from tests.corpus.model import Sample
-from tests.formats.test_registry import MINIMAL
 
 Outcome = list[tuple[str | None, str, list[tuple[str, str, int | None, str]]]]
 
