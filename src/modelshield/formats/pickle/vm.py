@@ -29,7 +29,7 @@ from typing import BinaryIO
 
 from modelshield.errors import LimitExceeded
 from modelshield.formats.interface import ScanContext
-from modelshield.formats.pickle import joblib_arrays
+from modelshield.formats.pickle.joblib_arrays import is_array_wrapper, wrapper_layout
 from modelshield.formats.pickle.opcodes import ARG_KIND, CODE, HIGHEST_PROTOCOL, ArgKind, opcode_name
 from modelshield.formats.pickle.values import (
     KEEP_ITEMS,
@@ -1058,7 +1058,7 @@ class PickleVM:
         self._site("BUILD", obj.func if isinstance(obj, Call) else obj, state, note)
         if isinstance(obj, Call):
             obj.state = state
-            if joblib_arrays.is_array_wrapper(obj):
+            if is_array_wrapper(obj):
                 assert isinstance(arg, int)
                 self.win.pos = arg
                 self._joblib_array(state)
@@ -1113,7 +1113,7 @@ class PickleVM:
     # ------------------------------------------------------------ joblib
 
     def _joblib_array(self, state: object) -> None:
-        layout = joblib_arrays.wrapper_layout(state)
+        layout = wrapper_layout(state)
         if isinstance(layout, str):
             raise Malformed(f"joblib array wrapper at byte {self._abs(self.op_off)}: {layout}")
         win = self.win
