@@ -11,7 +11,7 @@ from jinja2 import Environment, nodes
 from jinja2.ext import Extension
 from jinja2.parser import Parser
 
-from modelshield.analyzers.chat_template import (
+from modelshield.analyzers._chat_template_vocab import (
     _ATTR_FILTERS,
     _DUNDER,
     EXEC_ATTRS,
