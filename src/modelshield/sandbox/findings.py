@@ -1,19 +1,62 @@
-"""Dynamic rules, and the conversion of a detonation into findings (``source="dynamic"``).
+"""What a detonation observed (:class:`Detonation`), the dynamic rules, and its findings (``source="dynamic"``).
 
 Every recorded event is a ``malicious-code`` finding with the call and its arguments as evidence;
 a timeout, a resource-limit kill, a crash or a missing framework is a ``coverage`` finding.
+:mod:`modelshield.sandbox.runner` fills a :class:`Detonation` (and re-exports it); nothing here
+starts a process.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 from modelshield.rules import get_rule, rule
+from modelshield.sandbox.rlimits import SandboxLimits
 from modelshield.types import Category, Finding, Location, Severity
 
-if TYPE_CHECKING:
-    from modelshield.sandbox.runner import Detonation
+
+@dataclass
+class Detonation:
+    """Everything observed while one artifact was loaded in the sandbox."""
+
+    path: str
+    loader: str
+    backend: str
+    outcome: str
+    duration_s: float
+    returncode: int | None
+    records: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    stdout: str = ""
+    stderr: str = ""
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+
+    def events(self) -> list[dict[str, Any]]:
+        """The recorded audit events (what the load tried to do)."""
+        return [r for r in self.records if r.get("kind") == "event"]
+
+    def findings(self) -> list[Any]:
+        """The detonation as findings (see :func:`to_findings`)."""
+        return to_findings(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The full event log, JSON-ready."""
+        return {
+            "path": self.path,
+            "loader": self.loader,
+            "backend": self.backend,
+            "outcome": self.outcome,
+            "duration_s": round(self.duration_s, 4),
+            "returncode": self.returncode,
+            "records": self.records,
+            "channel_problems": self.problems,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "limits": self.limits.to_dict(),
+        }
+
 
 _BLOCKED = "Loading this model in the sandbox did this; the sandbox blocked it. A real load would not."
 _REMEDIATE = "Do not load this model. Obtain the model from a trusted source, or convert it to safetensors."

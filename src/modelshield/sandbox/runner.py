@@ -17,12 +17,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 from modelshield.sandbox import isolation
+from modelshield.sandbox.findings import Detonation
 from modelshield.sandbox.protocol import decode
 from modelshield.sandbox.rlimits import SandboxLimits
+
+__all__ = ["MAX_CHANNEL", "MAX_OUTPUT", "Detonation", "Outcome", "detonate"]
 
 MAX_CHANNEL = 8 * 1024 * 1024
 MAX_OUTPUT = 16 * 1024
@@ -35,49 +36,6 @@ class Outcome:
     TIMEOUT = "timeout"
     KILLED = "killed"
     CUT_SHORT = "cut-short"
-
-
-@dataclass
-class Detonation:
-    """Everything observed while one artifact was loaded in the sandbox."""
-
-    path: str
-    loader: str
-    backend: str
-    outcome: str
-    duration_s: float
-    returncode: int | None
-    records: list[dict[str, Any]] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    stdout: str = ""
-    stderr: str = ""
-    limits: SandboxLimits = field(default_factory=SandboxLimits)
-
-    def events(self) -> list[dict[str, Any]]:
-        """The recorded audit events (what the load tried to do)."""
-        return [r for r in self.records if r.get("kind") == "event"]
-
-    def findings(self) -> list[Any]:
-        """The detonation as findings (see :func:`modelshield.sandbox.findings.to_findings`)."""
-        from modelshield.sandbox.findings import to_findings
-
-        return to_findings(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The full event log, JSON-ready."""
-        return {
-            "path": self.path,
-            "loader": self.loader,
-            "backend": self.backend,
-            "outcome": self.outcome,
-            "duration_s": round(self.duration_s, 4),
-            "returncode": self.returncode,
-            "records": self.records,
-            "channel_problems": self.problems,
-            "stdout": self.stdout,
-            "stderr": self.stderr,
-            "limits": self.limits.to_dict(),
-        }
 
 
 def _command() -> list[str]:
