@@ -18,8 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import modelshield.guard.loaders as loaders
+import modelshield.guard.restricted_pickle as restricted_pickle
 from modelshield.attest.verify import Policy
-from modelshield.guard import loaders, restricted_pickle
 from modelshield.guard.loaders import Trust
 from modelshield.guard.restricted_pickle import GuardRefused
 

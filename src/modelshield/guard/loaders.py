@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import modelshield.guard.restricted_pickle as restricted_pickle
 from modelshield.attest.manifest import (
     FILE_SIDECAR_SUFFIX,
     FOLDER_SIDECAR_NAME,
@@ -20,7 +21,6 @@ from modelshield.attest.manifest import (
 )
 from modelshield.attest.truststore import TrustStore
 from modelshield.attest.verify import Outcome, Policy, VerifyResult, verify
-from modelshield.guard import restricted_pickle
 from modelshield.guard.restricted_pickle import GuardRefused
 
 Trust = TrustStore | str | os.PathLike[str]
