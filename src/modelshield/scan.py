@@ -10,17 +10,33 @@ import dataclasses
 import io
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import field
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO
 
-from modelshield import __version__
 from modelshield._record import record
+from modelshield._version import __version__
 from modelshield.analyzers.interface import analyzers_for
 from modelshield.errors import FormatError, LimitExceeded, SourceError
 from modelshield.formats.interface import Blob, ScanContext, detect
 from modelshield.limits import Limits
 from modelshield.rules import RULES_VERSION, rule
+from modelshield.scan_options import ScanObserver, ScanOptions
 from modelshield.types import Artifact, Category, Finding, ScanReport, Severity
+
+__all__ = [
+    "EMPTY_FILE",
+    "GENERIC_CHECK_BYTES",
+    "HASH_CHUNK",
+    "INTERNAL_ERROR",
+    "Outcome",
+    "ScanObserver",
+    "ScanOptions",
+    "Scanner",
+    "Stages",
+    "collect_blobs",
+    "run_pipeline",
+    "scan",
+    "scan_file",
+]
 
 INTERNAL_ERROR = rule(
     "INTERNAL-ERROR",
@@ -42,35 +58,11 @@ EMPTY_FILE = rule(
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from modelshield.attest.workflow import Attestation
+    from modelshield.attest.attestation import Attestation
     from modelshield.policy.engine import PolicyDecision
     from modelshield.workers import Pool
 
 HASH_CHUNK = 1 << 20
-
-
-class ScanObserver(Protocol):
-    """Receives progress events (the CLI attaches a rich progress bar)."""
-
-    def files_found(self, blobs: Sequence[Blob]) -> None:
-        """The top-level files are known (before scanning starts)."""
-
-    def file_started(self, blob: Blob) -> None:
-        """A top-level file is about to be scanned."""
-
-    def file_done(self, blob: Blob, artifacts: Sequence[Artifact]) -> None:
-        """A top-level file is finished, with its artifacts (the file and its members)."""
-
-
-@record
-class ScanOptions:
-    """How to scan: limits, fail threshold, hashing, parallelism."""
-
-    limits: Limits = field(default_factory=Limits)
-    fail_on: Severity = Severity.MEDIUM
-    compute_hashes: bool = False
-    jobs: int = 1
-    timeout_s: float | None = None
 
 
 def collect_blobs(targets: Iterable[str]) -> list[Blob]:
@@ -243,7 +235,7 @@ class Scanner:
         if self.options.jobs > 1 or self.options.timeout_s is not None:
             from modelshield.workers import Pool
 
-            return Pool(self.options, self.observer)
+            return Pool(self.options, self.observer, scan_file=scan_file)
         return contextlib.nullcontext()
 
     def _run(self, blobs: list[Blob], pool: Pool | None) -> Iterator[tuple[Blob, list[Artifact]]]:
@@ -308,7 +300,7 @@ def run_pipeline(
     stages = stages if stages is not None else Stages()
     attest_run = None
     if stages.attest:  # hash once up front; the report reuses these digests
-        from modelshield.attest.workflow import AttestRun
+        from modelshield.attest.attestation import AttestRun
 
         attest_run = AttestRun.start(
             targets, stages.attest_key, valid_days=stages.attest_valid_days, card=stages.attest_card

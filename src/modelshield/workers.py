@@ -29,7 +29,7 @@ import struct
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, cast
 
 from modelshield.errors import WorkerError
@@ -38,7 +38,11 @@ from modelshield.sources.local import file_blob
 from modelshield.types import Artifact
 
 if TYPE_CHECKING:
-    from modelshield.scan import ScanObserver, ScanOptions
+    from modelshield.scan_options import ScanObserver, ScanOptions
+
+#: What a worker runs on each file: :func:`modelshield.scan.scan_file`, handed over by the pipeline
+#: (the pool sits below the pipeline and never imports it).
+ScanFile = Callable[[Blob, "ScanOptions"], list[Artifact]]
 
 #: Files per batch at most; batches shrink near the end of the queue so both workers stay busy.
 MAX_BATCH = 32
@@ -141,10 +145,8 @@ def _warm_up() -> None:
     load_analyzers_for(PickleStream)
 
 
-def _worker_main(inbox: int, outbox: int, options: ScanOptions, slot: Slot) -> None:
+def _worker_main(inbox: int, outbox: int, options: ScanOptions, slot: Slot, scan_file: ScanFile) -> None:
     import gc
-
-    from modelshield.scan import scan_file
 
     _warm_up()
     # Objects inherited from the parent are never garbage here; keeping the collector off them
@@ -221,9 +223,10 @@ class Pool:
     the caller lists the files to scan; :meth:`run` then scans them.
     """
 
-    def __init__(self, options: ScanOptions, observer: ScanObserver | None = None) -> None:
+    def __init__(self, options: ScanOptions, observer: ScanObserver | None = None, *, scan_file: ScanFile) -> None:
         self.options = options
         self.observer = observer
+        self.scan_file = scan_file
         self.timeout = options.timeout_s if options.timeout_s is not None else options.limits.time_per_file_s
         self.pending: deque[tuple[int, Blob]] = deque()
         self.results: dict[int, list[Artifact]] = {}
@@ -252,7 +255,7 @@ class Pool:
                 for fd in (to_child, from_child, *self.parent_fds):
                     os.close(fd)  # only the parent may hold these ends (EOF must reach the other workers)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-                _worker_main(from_parent, to_parent, self.options, slot)
+                _worker_main(from_parent, to_parent, self.options, slot, self.scan_file)
             except BaseException:  # noqa: BLE001 - a worker must exit, whatever happened
                 code = 1
                 with contextlib.suppress(BaseException):
@@ -386,10 +389,10 @@ class Pool:
 
 
 def run_isolated(
-    blobs: list[Blob], options: ScanOptions, observer: ScanObserver | None
+    blobs: list[Blob], options: ScanOptions, observer: ScanObserver | None, *, scan_file: ScanFile
 ) -> Iterator[tuple[Blob, list[Artifact]]]:
-    """Scan ``blobs`` in ``options.jobs`` worker processes; yield results in input order."""
+    """Scan ``blobs`` with ``scan_file`` in ``options.jobs`` worker processes; yield results in input order."""
     if not blobs:
         return
-    with Pool(options, observer) as pool:
+    with Pool(options, observer, scan_file=scan_file) as pool:
         yield from pool.scan(blobs)

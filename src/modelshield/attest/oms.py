@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from modelshield.attest import dsse
+import modelshield.attest.dsse as dsse
 from modelshield.attest.manifest import (
     CARD_NAME,
     FILE_SIDECAR_SUFFIX,
@@ -26,8 +26,8 @@ from modelshield.attest.manifest import (
     build_manifest,
     hash_file,
 )
+from modelshield.attest.results import Outcome, VerifyResult, diff_files
 from modelshield.attest.truststore import TrustStore
-from modelshield.attest.verify import Outcome, VerifyResult, diff_files
 from modelshield.errors import ModelShieldError
 
 OMS_PREDICATE_TYPE = "https://model_signing/signature/v1.0"
