@@ -90,7 +90,7 @@ def test_slot_reads_never_see_a_half_written_value() -> None:
     from modelshield.workers import Slot
 
     slot = Slot()
-    slot.set(0.0, time.monotonic())
+    slot.set(-1.0, 2000.0)  # a value the writer also stores (not the clock: it can be below 999 after boot)
     pid = os.fork()
     if pid == 0:  # the writer: files 0..9 over and over, each with its start time
         try:
