@@ -8,9 +8,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import sys
 import time
+import types
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from modelshield._record import record
 from modelshield._version import __version__
@@ -368,3 +370,18 @@ def scan(
     options = ScanOptions(limits or Limits(), severity, compute_hashes, jobs, timeout_s)
     stages = Stages(dynamic=dynamic, reference=reference, policy_file=policy, profile=profile, use_env=use_env)
     return run_pipeline(list(targets), options, stages).report
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as :func:`scan`.
+
+    ``modelshield.scan`` is both the public function (re-exported lazily by the package) and this
+    module; once anything imports the module, Python binds the module to the package attribute, so
+    ``modelshield.scan(...)`` would stop working on its second use. Calling the module scans.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> ScanReport:
+        return scan(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
