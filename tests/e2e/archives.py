@@ -48,13 +48,14 @@ def zip_unsupported_method(w: Where) -> Scan:
 
 
 def zip_path_traversal(w: Where) -> Scan:
-    """Zip slip: members named ``../../etc/cron.d/x`` and ``/abs.txt``."""
-    return write(w, "bundle.zip", zip_bytes({"../../etc/cron.d/x": b"* * * * * root id\n", "/abs.txt": b"x"}))
+    """Zip slip: a member named ``../canary`` and one named by the canary's absolute path."""
+    members = {"../canary": b"* * * * * root id\n", str(w.canary): b"x"}
+    return write(w, "model/bundle.zip", zip_bytes(members))
 
 
 def tar_path_traversal(w: Where) -> Scan:
-    """A tar member named ``../evil.pkl``."""
-    return write(w, "bundle.tar", tar_bytes({"../evil.pkl": evil_pickle(w)}))
+    """A tar member named ``../canary``."""
+    return write(w, "model/bundle.tar", tar_bytes({"../canary": evil_pickle(w)}))
 
 
 def zip_bomb_overlap(w: Where) -> Scan:
@@ -101,12 +102,12 @@ def zip_symlink(w: Where) -> Scan:
 
 
 def tar_symlink(w: Where) -> Scan:
-    """A tar symlink member pointing at /etc/shadow."""
+    """A tar symlink member pointing at /etc/passwd."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as archive:
         info = tarfile.TarInfo("weights.bin")
         info.type = tarfile.SYMTYPE
-        info.linkname = "/etc/shadow"
+        info.linkname = "/etc/passwd"
         archive.addfile(info)
     return write(w, "model.tar", buf.getvalue())
 

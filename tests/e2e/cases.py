@@ -130,7 +130,7 @@ ONNX = [
     Case("onnx-absurd-dims", ("ONNX-ABSURD-TENSOR",), wt.onnx_case(wt.onnx_absurd_tensor)),
     Case("onnx-dead-branch", ("ONNX-DEAD-OPERATOR",), wt.onnx_case(wt.onnx_dead_operator)),
     Case("onnx-unused-initializer", ("ONNX-STRAY-INITIALIZER",), wt.onnx_case(wt.onnx_stray_initializer)),
-    Case("onnx-external-traversal", ("ONNX-EXTERNAL-DATA-TRAVERSAL",), wt.onnx_external("../../etc/passwd")),
+    Case("onnx-external-traversal", ("ONNX-EXTERNAL-DATA-TRAVERSAL",), wt.onnx_external("../canary")),
     Case("onnx-external-missing", ("ONNX-EXTERNAL-DATA-MISSING",), wt.onnx_external("gone.bin")),
     Case("onnx-external-short", ("ONNX-EXTERNAL-DATA-MISSING",), wt.onnx_external("weights.bin", length=str(1 << 30))),
     *(
@@ -156,7 +156,7 @@ KERAS_TF = [
             {
                 "module": "keras.layers",
                 "class_name": "StringLookup",
-                "config": {"name": "lookup", "vocabulary": "/etc/passwd"},
+                "config": {"name": "lookup", "vocabulary": "CANARY"},
                 "registered_name": None,
             }
         ),
@@ -261,7 +261,7 @@ DYNAMIC = [
     Case("detonate-sleep", ("DYN-TIMEOUT",), p.detonation("sleep"), sandbox=True, slow=True),
     Case("detonate-shell", ("DYN-PROCESS-EXEC", "DYN-IMPORT"), p.detonation("shell"), sandbox=True),
     Case("detonate-write", ("DYN-FILE-WRITE",), p.detonation("write"), sandbox=True),
-    Case("detonate-read-key", ("DYN-FILE-READ",), p.detonation("read-credentials"), sandbox=True),
+    Case("detonate-read-outside", ("DYN-FILE-READ",), p.detonation("read-outside"), sandbox=True),
     Case("detonate-connect", ("DYN-NETWORK",), p.detonation("connect"), sandbox=True),
     Case("detonate-exec", ("DYN-CODE-EXEC",), p.detonation("exec"), sandbox=True),
     Case("detonate-putenv", ("DYN-ENVIRONMENT",), p.detonation("putenv"), sandbox=True),

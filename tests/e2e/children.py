@@ -26,13 +26,14 @@ TF_EXTRA = textwrap.dedent(
         os.makedirs(os.path.dirname(path), exist_ok=True)
         return path
 
-    # A frozen graph that saves a checkpoint to a fixed path outside the model (SaveV2 fed by a Const)
+    # A frozen graph that saves a checkpoint to a fixed absolute path (SaveV2 fed by a Const): the canary
+    canary = os.path.join(root, "canary")
     @tf.function(input_signature=[tf.TensorSpec([2], tf.float32)])
-    def save_to_cron(x):
-        tf.raw_ops.SaveV2(prefix=tf.constant("/etc/cron.d/model"), tensor_names=tf.constant(["x"]),
+    def save_to_fixed_path(x):
+        tf.raw_ops.SaveV2(prefix=tf.constant(canary), tensor_names=tf.constant(["x"]),
                           shape_and_slices=tf.constant([""]), tensors=[x])
         return x
-    graph = save_to_cron.get_concrete_function().graph.as_graph_def()
+    graph = save_to_fixed_path.get_concrete_function().graph.as_graph_def()
     open(p("checkpoint_path", "frozen_graph.pb"), "wb").write(graph.SerializeToString())
 
     # A frozen graph with a node of an op TensorFlow does not know (a kernel the app must register)
@@ -56,7 +57,7 @@ TF_EXTRA = textwrap.dedent(
     with open(os.path.join(folder, "saved_model.pb"), "rb") as fh:
         saved.ParseFromString(fh.read())
     asset = saved.meta_graphs[0].asset_file_def.add()
-    asset.filename = "../../../etc/passwd"
+    asset.filename = "../../canary"
     asset.tensor_info.name = "asset_path_initializer:0"
     with open(os.path.join(folder, "saved_model.pb"), "wb") as fh:
         fh.write(saved.SerializeToString())

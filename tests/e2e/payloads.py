@@ -53,6 +53,7 @@ def engine_payload(name: str) -> Callable[[Where], Scan]:
 # ----------------------------------------------------------------------------- shipped Python, HF configs
 
 EVIL_MODELING = """\
+# Shipped with a model; never imported here. CANARY is replaced by the case's canary path.
 import base64
 import ctypes
 import importlib
@@ -66,13 +67,13 @@ exec(base64.b64decode("cHJpbnQoMSk="))
 
 class EvilModel:
     def forward(self, x):
-        subprocess.Popen(["touch", "canary"])
+        subprocess.Popen(["touch", "CANARY"])
         eval(x)
         sock = socket.create_connection(("127.0.0.1", 9))
         ctypes.CDLL("libc.so.6")
         pickle.load(open("weights.pkl", "rb"))
         importlib.import_module(x)
-        os.remove("canary")
+        os.remove("CANARY")
         return sock
 """
 
@@ -80,7 +81,7 @@ class EvilModel:
 def python_module(w: Where) -> Scan:
     """A shipped ``modeling_evil.py`` that does one thing of every kind the Python review judges."""
     path = w.path("modeling_evil.py")
-    path.write_text(EVIL_MODELING)
+    path.write_text(EVIL_MODELING.replace("CANARY", str(w.canary)))
     return Scan(path)
 
 
@@ -135,18 +136,18 @@ def lfs_pointer(w: Where) -> Scan:
 
 
 def chat_template(template: str) -> Callable[[Where], Scan]:
-    """A builder writing a tokenizer_config.json with ``template`` as its chat template."""
+    """A builder writing a tokenizer_config.json with ``template`` (``CANARY``: the case's canary) as chat template."""
 
     def build(w: Where) -> Scan:
         path = w.path("tokenizer_config.json")
-        path.write_text(json.dumps({"chat_template": template, "eos_token": "</s>"}))
+        path.write_text(json.dumps({"chat_template": template.replace("CANARY", str(w.canary)), "eos_token": "</s>"}))
         return Scan(path)
 
     build.__doc__ = f"tokenizer_config.json with the chat template {template[:60]!r}."
     return build
 
 
-SSTI_TEMPLATE = "{{ cycler.__init__.__globals__.os.popen('id').read() }}"
+SSTI_TEMPLATE = "{{ cycler.__init__.__globals__.os.popen('touch CANARY').read() }}"
 SUSPICIOUS_TEMPLATE = "{% for m in messages %}{{ m.content }}{% endfor %}{{ config.items() }}"
 BROKEN_TEMPLATE = "{% for m in messages %}{{ m.content }"
 
@@ -175,7 +176,7 @@ def closed_port() -> int:
 DETONATIONS: dict[str, Callable[[Where], object]] = {
     "shell": lambda w: Reduce(os.system, f"touch {w.canary}"),
     "write": lambda w: Reduce(builtins.open, str(w.canary), "w"),
-    "read-credentials": lambda w: Reduce(builtins.open, "/root/.ssh/id_rsa"),
+    "read-outside": lambda w: Reduce(builtins.open, str(w.canary)),
     "connect": lambda w: Reduce(socket.create_connection, ("127.0.0.1", closed_port())),
     "exec": lambda w: Reduce(builtins.exec, f"open({str(w.canary)!r}, 'w')"),
     "putenv": lambda w: Reduce(os.putenv, "MODELSHIELD_E2E_PAYLOAD", "1"),
@@ -189,7 +190,7 @@ def detonation(kind: str) -> Callable[[Where], Scan]:
     """A builder writing a protocol-2 pickle that runs payload ``kind`` when loaded; scanned with ``--dynamic``."""
 
     def build(w: Where) -> Scan:
-        path = w.path(f"{kind}.pkl")
+        path = w.path("model", f"{kind}.pkl")  # the canary is outside the model folder
         path.write_bytes(pickle.dumps(DETONATIONS[kind](w), protocol=2))
         return Scan(path, ("--dynamic",), timeout_s=150.0)
 

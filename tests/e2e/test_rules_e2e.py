@@ -48,3 +48,14 @@ def test_no_payload_ran_while_scanning(e2e_batch: Batch) -> None:
         if path.name == "canary" or (path.name.startswith("canary-") and not path.is_dir())
     ]
     assert not canaries, f"a payload ran during a scan: {canaries}"
+
+
+def test_no_fixture_crashes_the_scanner(e2e_batch: Batch) -> None:
+    crashes = {
+        name: sorted({"INTERNAL-ERROR", "SCAN-CRASH"} & set(outcome.rules) - set(outcome.case.proves))
+        for name, outcome in e2e_batch.outcomes.items()
+    }
+    crashed = {name: rules for name, rules in crashes.items() if rules}
+    assert not crashed, "the scanner failed on fixtures that are about something else:\n" + "\n".join(
+        e2e_batch.outcomes[name].describe() for name in crashed
+    )

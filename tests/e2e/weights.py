@@ -44,9 +44,9 @@ def safetensors_overlap(w: Where) -> Scan:
     from safetensors.numpy import save
 
     header, body = _header(save({"a": np.ones(4, np.float32), "b": np.zeros(4, np.float32)}))
-    header["b"]["data_offsets"] = [8, 24]
+    header["b"]["data_offsets"] = [8, 24]  # a is [0, 16]: b's first half is a's second half
     path = w.path("model.safetensors")
-    path.write_bytes(_with_header(header, body))
+    path.write_bytes(_with_header(header, body[:24]))
     return Scan(path)
 
 
@@ -154,7 +154,7 @@ def gguf_ssti(w: Where) -> Scan:
     """A GGUF whose tokenizer.chat_template escapes the Jinja sandbox (CVE-2024-34359 class)."""
     from tests.e2e.payloads import SSTI_TEMPLATE
 
-    return Scan(write_gguf(w.path("model.gguf"), template=SSTI_TEMPLATE))
+    return Scan(write_gguf(w.path("model.gguf"), template=SSTI_TEMPLATE.replace("CANARY", str(w.canary))))
 
 
 # ----------------------------------------------------------------------------- ONNX
@@ -252,7 +252,7 @@ def onnx_shape_bomb(op: str) -> Callable[[], Any]:
 
 
 def onnx_external(location: str, **extra: str) -> Callable[[Where], Scan]:
-    """A builder of an ONNX model whose initializer is external data at ``location`` (written by onnx)."""
+    """A builder of an ONNX model in ``model/`` whose initializer is external data at ``location`` (onnx writes it)."""
 
     def build(w: Where) -> Scan:
         import onnx
@@ -268,8 +268,8 @@ def onnx_external(location: str, **extra: str) -> Callable[[Where], Scan]:
                 entry.value = location
             elif entry.key in extra:
                 entry.value = extra[entry.key]
-        shutil.copy(original.parent / "weights.bin", w.path("weights.bin"))
-        return Scan(save_onnx(model, w.path("model.onnx")))
+        shutil.copy(original.parent / "weights.bin", w.path("model", "weights.bin"))
+        return Scan(save_onnx(model, w.path("model", "model.onnx")))
 
     build.__doc__ = f"ONNX model whose external data is at {location!r} {extra or ''}."
     return build
@@ -339,14 +339,18 @@ def torchscript_custom_op(w: Where) -> Scan:
 
 
 def torchscript_reads_file(w: Where) -> Scan:
-    """A scripted module whose forward maps /etc/shadow into a tensor (torch.from_file)."""
+    """A scripted module whose forward maps a file outside the model (the case's canary) into a tensor."""
     import torch
 
     class Reader(torch.nn.Module):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.from_file("/etc/shadow", False, 64)
+        def __init__(self, path: str) -> None:
+            super().__init__()
+            self.path = path
 
-    return Scan(_script(Reader(), w.path("scripted.pt")))
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.from_file(self.path, False, 64)
+
+    return Scan(_script(Reader(str(w.canary)), w.path("scripted.pt")))
 
 
 def pickle_beside_safetensors(w: Where) -> Scan:
@@ -365,13 +369,13 @@ def pickle_beside_safetensors(w: Where) -> Scan:
 
 
 def h5_external_link(w: Where) -> Scan:
-    """An HDF5 weights file with an external link into another file (h5py)."""
+    """An HDF5 weights file with an external link into another file, the case's canary (h5py)."""
     import h5py
 
-    path = w.path("model.h5")
+    path = w.path("model", "model.h5")
     with h5py.File(path, "w") as h5:
         h5["dense/kernel"] = np.ones((2, 2), np.float32)
-        h5["dense/bias"] = h5py.ExternalLink("/etc/passwd", "/data")
+        h5["dense/bias"] = h5py.ExternalLink(str(w.canary), "/data")
     return Scan(path)
 
 
@@ -389,14 +393,15 @@ def h5_shape_bomb(w: Where) -> Scan:
 
 
 def keras_edit(layer: dict[str, Any]) -> Callable[[Where], Scan]:
-    """A builder inserting ``layer`` into the config.json of the real benign .keras model (tests/formats/_tf_models)."""
+    """A builder inserting ``layer`` into the config.json of the real benign .keras model (tests/formats/_tf_models).
+
+    ``CANARY`` in the layer's strings becomes the case's canary path.
+    """
 
     def build(w: Where) -> Scan:
-        source = w.resource("tf_models") / "benign_keras" / "model.keras"
-        with zipfile.ZipFile(source) as archive:
-            parts = {name: archive.read(name) for name in archive.namelist()}
+        parts = keras_parts(w)
         config = json.loads(parts["config.json"])
-        config["config"]["layers"].insert(1, layer)
+        config["config"]["layers"].insert(1, json.loads(json.dumps(layer).replace("CANARY", str(w.canary))))
         parts["config.json"] = json.dumps(config).encode()
         return Scan(_write_zip(w.path("model.keras"), parts))
 
