@@ -2,7 +2,8 @@
 
 Each scan runs the installed console script next to ``sys.executable`` (what users run), with the
 case folder's parent as working directory and a clean environment: no ``PYTHONPATH`` (so nothing
-of tests/ is importable), no ``MODELSHIELD_*`` settings of the caller, only what the case adds.
+of tests/ is importable), no ``MODELSHIELD_*`` settings of the caller, empty XDG data and cache
+folders (no advisory database refreshed in the developer's home), only what the case adds.
 Scans start as soon as their fixture is built, so fixtures that need a child interpreter
 (TensorFlow, Core ML) are built while the others are already being scanned.
 """
@@ -28,10 +29,15 @@ SCANNER = Path(sys.executable).parent / "modelshield"
 _DROPPED = ("PYTHON", "MODELSHIELD_", "COV_CORE_", "PYTEST_")
 
 
-def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The caller's environment without Python or modelshield settings, plus ``extra``."""
+def clean_env(extra: dict[str, str] | None = None, home: Path | None = None) -> dict[str, str]:
+    """The caller's environment without Python or modelshield settings, plus ``extra``.
+
+    With ``home``, the XDG data and cache folders point under it (folders that do not exist).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(_DROPPED)}
     env.update({"NO_COLOR": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
+    if home is not None:
+        env.update({"XDG_DATA_HOME": str(home / "xdg-data"), "XDG_CACHE_HOME": str(home / "xdg-cache")})
     env.update(extra or {})
     return env
 
@@ -60,6 +66,7 @@ class Outcome:
     seconds: float = 0.0
     report: dict[str, Any] | None = None
     error: str = ""
+    ended: float = 0.0
 
     @property
     def rules(self) -> dict[str, list[str]]:
@@ -93,7 +100,7 @@ def scan_fresh(case: Case, scan: Scan, cwd: Path) -> Outcome:
             capture_output=True,
             text=True,
             cwd=cwd,
-            env=clean_env(dict(scan.env)),
+            env=clean_env(dict(scan.env), home=cwd),
             stdin=subprocess.DEVNULL,
             timeout=scan.timeout_s,
         )
@@ -101,8 +108,10 @@ def scan_fresh(case: Case, scan: Scan, cwd: Path) -> Outcome:
         outcome.error = f"no answer within {scan.timeout_s:g} s"
         outcome.stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
         outcome.seconds = time.monotonic() - started
+        outcome.ended = time.monotonic()
         return outcome
     outcome.seconds = time.monotonic() - started
+    outcome.ended = time.monotonic()
     outcome.returncode, outcome.stdout, outcome.stderr = proc.returncode, proc.stdout, proc.stderr
     try:
         outcome.report = json.loads(proc.stdout)
@@ -129,6 +138,11 @@ class Batch:
     outcomes: dict[str, Outcome]
     wall_s: float
     skipped: dict[str, str]
+    started: float = 0.0
+
+    def done_after(self, outcome: Outcome) -> float:
+        """Seconds from the start of the batch until ``outcome``'s scan ended."""
+        return max(outcome.ended - self.started, 0.0)
 
 
 def _build(case: Case, folder: Path, resources: Resources, wait: bool) -> Scan | None:
@@ -171,4 +185,4 @@ def run_batch(cases: list[Case], root: Path, resources: Resources, *, jobs: int 
                 futures[case.name] = pool.submit(scan_fresh, case, scan, root)
         for name, future in futures.items():
             outcomes[name] = future.result()
-    return Batch(root, outcomes, time.monotonic() - started, skipped)
+    return Batch(root, outcomes, time.monotonic() - started, skipped, started)
