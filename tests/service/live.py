@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from tests.service.pgcluster import free_port
@@ -76,6 +77,7 @@ class LiveServer:
     process: subprocess.Popen[bytes]
     log_path: Path
     _tokens: dict[str, str] = field(default_factory=dict)
+    _workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @classmethod
     def start(
@@ -117,7 +119,7 @@ class LiveServer:
             )
         server = cls(f"http://127.0.0.1:{port}", admin, data_dir, database_url, process, log_path)
         try:
-            server.wait_healthy(START_TIMEOUT)
+            server.wait_healthy(START_TIMEOUT, workers=workers)
         except BaseException:
             server.stop()
             raise
@@ -130,8 +132,8 @@ class LiveServer:
         except OSError:
             return ""
 
-    def wait_healthy(self, timeout: float) -> dict[str, object]:
-        """Poll /healthz until it answers 200; returns its JSON body."""
+    def wait_healthy(self, timeout: float, workers: int = 0) -> dict[str, Any]:
+        """Poll /healthz until it answers 200 with at least ``workers`` workers alive; returns its JSON body."""
         deadline = time.monotonic() + timeout
         last = "no answer"
         while time.monotonic() < deadline:
@@ -139,10 +141,10 @@ class LiveServer:
                 raise LiveServerError(f"modelshield serve exited {self.process.returncode}:\n{self.log_tail()}")
             try:
                 answer = httpx.get(f"{self.base_url}/healthz", timeout=2)
-                if answer.status_code == 200:
-                    body = answer.json()
-                    return body if isinstance(body, dict) else {"body": body}
-                last = f"{answer.status_code} {answer.text[:200]}"
+                body = answer.json() if answer.status_code == 200 else None
+                if isinstance(body, dict) and int((body.get("workers") or {}).get("alive", 0)) >= workers:
+                    return body
+                last = f"{answer.status_code} {answer.text[:300]}"
             except httpx.HTTPError as exc:
                 last = repr(exc)
             time.sleep(0.2)
@@ -161,6 +163,20 @@ class LiveServer:
         headers = {"Authorization": f"Bearer {tok}"} if tok else {}
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 
+    def start_worker(self, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start one more ``modelshield worker`` on this server's database and data dir (its own process group)."""
+        with open(self.data_dir / "workers.log", "ab") as log:
+            worker = subprocess.Popen(
+                [*modelshield_argv(), "worker", "--data-dir", str(self.data_dir), "--database-url", self.database_url],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, **(env or {})},
+            )
+        self._workers.append(worker)
+        return worker
+
     def stop(self, timeout: float = 15) -> int | None:
         """SIGTERM, wait up to ``timeout``, then SIGKILL the process group; returns the exit code."""
         if self.process.poll() is None:
@@ -171,13 +187,31 @@ class LiveServer:
                 self._signal_group(signal.SIGKILL)
                 self.process.wait(10)
         self._signal_group(signal.SIGKILL)  # workers left behind by a parent that exited
+        for worker in self._workers:
+            _stop_process(worker, timeout)
         return self.process.returncode
 
     def kill(self) -> None:
         """SIGKILL the server and its workers at once (a crash, not a shutdown)."""
         self._signal_group(signal.SIGKILL)
         self.process.wait(10)
+        for worker in self._workers:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(10)
 
     def _signal_group(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, sig)
+
+
+def _stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM a process group started with start_new_session, then SIGKILL it after ``timeout``."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(10)
