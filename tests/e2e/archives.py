@@ -74,7 +74,7 @@ def zip_bomb_ratio(w: Where) -> Scan:
     return write(w, "bomb.zip", buf.getvalue())
 
 
-def gzip_bomb(w: Where) -> Scan:
+def bzip2_bomb(w: Where) -> Scan:
     """bzip2 stream of 64 MiB of zeros (a few hundred bytes on disk)."""
     return write(w, "weights.bin.bz2", bz2.compress(bytes(64 << 20)))
 

@@ -38,7 +38,7 @@ CONTAINERS = [
     Case("tar-slip", ("ARCHIVE-PATH-TRAVERSAL",), a.tar_path_traversal),
     Case("zip-overlapping-members", ("ARCHIVE-BOMB",), a.zip_bomb_overlap),
     Case("zip-bzip2-ratio", ("ARCHIVE-BOMB",), a.zip_bomb_ratio),
-    Case("bzip2-ratio", ("ARCHIVE-BOMB",), a.gzip_bomb),
+    Case("bzip2-ratio", ("ARCHIVE-BOMB",), a.bzip2_bomb),
     Case("7z-password", ("ARCHIVE-ENCRYPTED",), a.sevenzip_encrypted),
     Case("zip-symlink", ("ARCHIVE-LINK-MEMBER",), a.zip_symlink),
     Case("tar-symlink", ("ARCHIVE-LINK-MEMBER",), a.tar_symlink),

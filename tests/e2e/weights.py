@@ -10,7 +10,7 @@ import json
 import shutil
 import struct
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -160,13 +160,13 @@ def gguf_ssti(w: Where) -> Scan:
 # ----------------------------------------------------------------------------- ONNX
 
 
-def onnx_model(nodes: list[Any], initializers: list[Any] = (), *, domains: tuple[str, ...] = (), **kw: Any) -> Any:  # type: ignore[assignment]
-    """An ONNX ModelProto (opset 17) over x -> y made with onnx.helper."""
+def onnx_model(nodes: Sequence[Any], inits: Sequence[Any] = (), *, domains: tuple[str, ...] = (), **kw: Any) -> Any:
+    """An ONNX ModelProto (opset 17) over x -> y made with onnx.helper (a Relu when ``nodes`` is empty)."""
     from onnx import TensorProto, helper
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
-    graph = helper.make_graph(nodes or [helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y], list(initializers))
+    graph = helper.make_graph(nodes or [helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y], list(inits))
     opsets = [helper.make_opsetid("", 17), *(helper.make_opsetid(d, 1) for d in domains)]
     return helper.make_model(graph, opset_imports=opsets, producer_name=kw.pop("producer", "e2e"), **kw)
 
