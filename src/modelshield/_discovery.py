@@ -29,10 +29,14 @@ def _submodules(package: str, paths: list[str]) -> list[str]:
     return names
 
 
-def import_all(package: str, skip: frozenset[str] = frozenset({"interface"})) -> None:
+def import_all(
+    package: str, skip: frozenset[str] = frozenset({"interface"}), skip_packages: frozenset[str] = frozenset()
+) -> None:
     """Import every submodule (recursively) of ``package`` except those named in ``skip``.
 
     Modules whose name starts with ``_`` are helpers, imported by the modules that need them.
+    ``skip`` names single modules (a package named there still has its submodules imported);
+    ``skip_packages`` names packages skipped with everything they hold (optional extras).
     """
     if package in _done:
         return
@@ -40,6 +44,7 @@ def import_all(package: str, skip: frozenset[str] = frozenset({"interface"})) ->
     pkg = importlib.import_module(package)
     for name in _submodules(package, list(pkg.__path__)):
         leaf = name.rsplit(".", 1)[-1]
-        if leaf in skip or leaf.startswith("_") or any(part.startswith("_") for part in name.split(".")[1:]):
+        parts = name.split(".")[1:]
+        if leaf in skip or any(part.startswith("_") or part in skip_packages for part in parts):
             continue
         importlib.import_module(name)

@@ -323,8 +323,11 @@ def run_pipeline(
     report = Scanner(options, observer).scan(targets)
     if stages.dynamic:
         from modelshield.sandbox.dynamic import add_dynamic_findings
+        from modelshield.sandbox.rlimits import SandboxLimits
 
-        report = add_dynamic_findings(report, jobs=options.jobs)
+        # --timeout bounds each sandboxed load too (its wall clock); else the sandbox's own default
+        sandbox = SandboxLimits(wall_s=options.timeout_s) if options.timeout_s is not None else None
+        report = add_dynamic_findings(report, limits=sandbox, jobs=options.jobs)
     if stages.reference is not None or stages.deep:
         from modelshield.tamper.deep_cli import add_deep_findings, add_reference_findings
 

@@ -258,7 +258,7 @@ ADVISORIES = [
 ]
 
 DYNAMIC = [
-    Case("detonate-sleep", ("DYN-TIMEOUT",), p.detonation("sleep"), sandbox=True, slow=True),
+    Case("detonate-sleep", ("DYN-TIMEOUT",), p.detonation("sleep", "--timeout", "5"), sandbox=True, slow=True),
     Case("detonate-shell", ("DYN-PROCESS-EXEC", "DYN-IMPORT"), p.detonation("shell"), sandbox=True),
     Case("detonate-write", ("DYN-FILE-WRITE",), p.detonation("write"), sandbox=True),
     Case("detonate-read-outside", ("DYN-FILE-READ",), p.detonation("read-outside"), sandbox=True),

@@ -186,13 +186,14 @@ DETONATIONS: dict[str, Callable[[Where], object]] = {
 }
 
 
-def detonation(kind: str) -> Callable[[Where], Scan]:
-    """A builder writing a protocol-2 pickle that runs payload ``kind`` when loaded; scanned with ``--dynamic``."""
+def detonation(kind: str, *args: str) -> Callable[[Where], Scan]:
+    """A builder writing a protocol-2 pickle that runs payload ``kind`` when loaded; scanned with ``--dynamic``
+    (and ``args``, e.g. a ``--timeout`` that also bounds the sandboxed load)."""
 
     def build(w: Where) -> Scan:
         path = w.path("model", f"{kind}.pkl")  # the canary is outside the model folder
         path.write_bytes(pickle.dumps(DETONATIONS[kind](w), protocol=2))
-        return Scan(path, ("--dynamic",), timeout_s=150.0)
+        return Scan(path, ("--dynamic", *args), timeout_s=150.0)
 
     build.__doc__ = f"Pickle whose load does {kind!r}, detonated with --dynamic."
     return build

@@ -151,7 +151,8 @@ def rules() -> int:
 
     import_all("modelshield.formats")
     import_all("modelshield.analyzers")
-    import_all("modelshield", skip=frozenset({"interface", "cli", "sandbox", "guard", "service", "__main__"}))
+    skip = frozenset({"interface", "cli", "sandbox", "guard", "__main__"})
+    import_all("modelshield", skip=skip, skip_packages=frozenset({"service"}))  # the service extra declares no rules
     for rule in sorted(all_rules().values(), key=lambda r: r.id):
         print(f"{rule.id:32} {rule.severity.label:8} {rule.category.value:15} {rule.title}")
     return EXIT_OK
@@ -175,7 +176,7 @@ def _register_scan(commands: Commands) -> None:
         "--timeout",
         type=float_at_least(0.1),
         metavar="SECONDS",
-        help="Per-file time limit in seconds (kills the worker that exceeds it).",
+        help="Per-file time limit in seconds (kills a worker that exceeds it; bounds --dynamic loads too).",
     )
     parser.add_argument("--hash", dest="compute_hashes", action="store_true", help="Compute the SHA-256 of every file.")
     parser.add_argument(
