@@ -1,0 +1,156 @@
+"""``modelshield serve``: one command for a working catalog.
+
+Start-up: data dir, migrations, the signing key, bootstrap tokens; then N ``modelshield worker``
+subprocesses (restarted when they die: a SIGKILLed worker loses nothing, its job's lease lapses and a
+worker retries it) and uvicorn in this process. SIGTERM/SIGINT stop uvicorn; then the workers get
+SIGTERM (they hand their jobs back) and, after 10 s, SIGKILL. Workers also exit by themselves when
+this process disappears. The database URL reaches the workers through the environment, never argv.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from modelshield.service.settings import ENV_ADMIN_TOKEN, ENV_DATABASE_URL, ENV_PARENT_PID, Settings
+
+log = logging.getLogger("modelshield.service.server")
+STOP_GRACE_S = 10.0
+
+
+def prepare(settings: Settings) -> None:
+    """Data dir, schema and key: everything a process of the service needs before it starts."""
+    from modelshield.service.db import migrate
+    from modelshield.service.keys import ensure_key
+
+    settings.ensure_dirs()
+    migrate(settings.database_url)
+    ensure_key(settings)
+
+
+def bootstrap_tokens(settings: Settings, create_role: str | None) -> str | None:
+    """The admin token from ``MODELSHIELD_ADMIN_TOKEN`` (if set) and a new token of ``create_role`` (returned)."""
+    from modelshield.service import auth
+    from modelshield.service.db import Database
+
+    db = Database(settings.database_url, pool_size=1)
+    try:
+        with db.write() as session:
+            given = os.environ.get(ENV_ADMIN_TOKEN, "").strip()
+            if given:
+                auth.ensure_token(session, given, "admin", "bootstrap-admin", "system:serve")
+            if create_role is None:
+                return None
+            _row, value = auth.create_token(session, create_role, f"serve-{create_role}", "system:serve")
+            return value
+    finally:
+        db.dispose()
+
+
+class Supervisor:
+    """Keeps N worker subprocesses running."""
+
+    def __init__(self, settings: Settings, count: int) -> None:
+        self.settings = settings
+        self.count = count
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
+
+    def _argv(self) -> list[str]:
+        s = self.settings
+        return [
+            sys.executable,
+            "-m",
+            "modelshield",
+            "worker",
+            "--data-dir",
+            str(s.data_dir),
+            "--lease-seconds",
+            str(s.lease_seconds),
+            "--max-attempts",
+            str(s.max_attempts),
+        ]
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        env = {**os.environ, ENV_DATABASE_URL: self.settings.database_url, ENV_PARENT_PID: str(os.getpid())}
+        env.pop(ENV_ADMIN_TOKEN, None)
+        return subprocess.Popen(self._argv(), env=env, stdin=subprocess.DEVNULL)
+
+    def start(self) -> None:
+        """Start the workers and the thread that restarts them."""
+        self.procs = [self._spawn() for _ in range(self.count)]
+        if self.count:
+            self._thread.start()
+
+    def _watch(self) -> None:
+        quick_exits = 0
+        while not self._stop.wait(1.0):
+            for index, proc in enumerate(self.procs):
+                code = proc.poll()
+                if code is None or self._stop.is_set():
+                    continue
+                log.warning("worker pid %s exited with %s; starting a new one", proc.pid, code)
+                quick_exits += 1
+                if quick_exits > 3 * max(1, self.count):
+                    time.sleep(min(30.0, quick_exits))  # a worker that cannot start: do not spin
+                self.procs[index] = self._spawn()
+
+    def stop(self) -> None:
+        """SIGTERM every worker, wait, then SIGKILL what is left."""
+        self._stop.set()
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for proc in self.procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def serve(settings: Settings, host: str, port: int, workers: int, create_token: str | None, log_level: str) -> int:
+    """Run the catalog until stopped; returns the exit code."""
+    import uvicorn
+
+    from modelshield.service.app import create_app
+
+    prepare(settings)
+    token = bootstrap_tokens(settings, create_token)
+    if token is not None:
+        print(token, flush=True)
+        print(f"created a {create_token} token (shown once, above)", file=sys.stderr)
+    supervisor = Supervisor(settings, workers)
+    app = create_app(settings, expected_workers=workers)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=log_level == "debug",
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=5,
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    supervisor.start()
+    print(
+        f"modelshield catalog on http://{host}:{port}/ (data in {settings.data_dir}, {workers} worker(s))",
+        file=sys.stderr,
+    )
+    try:
+        server.run()
+    except SystemExit as exc:  # uvicorn exits when it cannot bind
+        return int(exc.code or 0) and 2
+    finally:
+        supervisor.stop()
+        app.state.services.db.dispose()
+    return 0 if server.started else 2
