@@ -26,6 +26,7 @@ class Outcome(StrEnum):
     UNSIGNED = "UNSIGNED"
     UNTRUSTED_SIGNER = "UNTRUSTED-SIGNER"
     FORGED_CARD = "FORGED-CARD"
+    REVOKED = "REVOKED"
 
     @property
     def exit_code(self) -> int:
@@ -41,6 +42,7 @@ _EXIT_CODES = {
     Outcome.UNSIGNED: 12,
     Outcome.UNTRUSTED_SIGNER: 13,
     Outcome.FORGED_CARD: 14,
+    Outcome.REVOKED: 15,
 }
 
 

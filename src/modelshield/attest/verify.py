@@ -11,6 +11,8 @@ EXPIRED               11  the attestation is past its ``expiresAt``
 UNSIGNED              12  no attestation
 UNTRUSTED-SIGNER      13  signed by a key that is not in the trust store
 FORGED-CARD           14  the model card claims a pass that no valid attestation backs
+REVOKED               15  (online check only, :mod:`modelshield.attest.online`) the catalog
+                          that issued the attestation revoked it
 ==================  ====  =============================================================
 """
 

@@ -40,11 +40,12 @@ def verify(
     oms: bool,
     signature: Path | None,
     fmt: str,
+    online: str | None,
 ) -> int:
     """Check a model against its signed attestation: digests, signer, expiry, policy and the card.
 
     Exit codes: 0 VERIFIED, 1 POLICY-DENIED, 2 error, 10 TAMPERED, 11 EXPIRED, 12 UNSIGNED,
-    13 UNTRUSTED-SIGNER, 14 FORGED-CARD.
+    13 UNTRUSTED-SIGNER, 14 FORGED-CARD, 15 REVOKED (with --online: the catalog revoked it).
     """
     from modelshield.attest.truststore import TrustStore
     from modelshield.attest.verify import allow_any, require_pass
@@ -61,6 +62,10 @@ def verify(
     else:
         chosen = allow_any if policy == "any" else require_pass
         result = run_verify(model, store, policy=chosen, attestation=attestation)
+    if online is not None:
+        from modelshield.attest.online import check_online
+
+        result = check_online(result, online)
     if fmt == "json":
         print(json.dumps(result.to_dict(), indent=2))
         print(result.message(), file=sys.stderr)
@@ -120,6 +125,11 @@ def register(commands: Commands) -> None:
     parser.add_argument("--oms", action="store_true", help="Verify an OpenSSF model-signing signature instead.")
     parser.add_argument("--signature", type=Path, metavar="FILE", help="OMS signature file (default: model.sig).")
     parser.add_argument("--format", "-f", dest="fmt", choices=VERIFY_FORMATS, default="text", help="Output format.")
+    parser.add_argument(
+        "--online",
+        metavar="URL",
+        help="Also ask the modelshield catalog at URL whether the attestation was revoked (fails closed).",
+    )
 
     parser = add_command(commands, "sign", sign)
     parser.add_argument("model", type=Path, metavar="MODEL", help="The model file or folder to sign.")

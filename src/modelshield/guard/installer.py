@@ -48,33 +48,33 @@ def _patch(owner: object, attribute: str, replacement: Any) -> None:
     setattr(owner, attribute, replacement)
 
 
-def _torch_load(trust: Trust, policy: Policy | None) -> Callable[..., Any]:
+def _torch_load(trust: Trust, policy: Policy | None, online: str | None) -> Callable[..., Any]:
     def guarded_torch_load(f: Any, map_location: Any = None, *args: Any, **kwargs: Any) -> Any:
         path = _path_of(f)
         if path is None:
             raise _refuse_anonymous("torch.load")
-        return loaders.load_torch(path, trust=trust, policy=policy, map_location=map_location)
+        return loaders.load_torch(path, trust=trust, policy=policy, map_location=map_location, online=online)
 
     return guarded_torch_load
 
 
-def _joblib_load(trust: Trust, policy: Policy | None) -> Callable[..., Any]:
+def _joblib_load(trust: Trust, policy: Policy | None, online: str | None) -> Callable[..., Any]:
     def guarded_joblib_load(filename: Any, *args: Any, **kwargs: Any) -> Any:
         path = _path_of(filename)
         if path is None:
             raise _refuse_anonymous("joblib.load")
-        return loaders.load_joblib(path, trust=trust, policy=policy)
+        return loaders.load_joblib(path, trust=trust, policy=policy, online=online)
 
     return guarded_joblib_load
 
 
-def _pickle_load(trust: Trust, policy: Policy | None) -> Callable[..., Any]:
+def _pickle_load(trust: Trust, policy: Policy | None, online: str | None) -> Callable[..., Any]:
     def guarded_pickle_load(file: Any, *args: Any, **kwargs: Any) -> Any:
         path = _path_of(file)
         if path is None:
             raise _refuse_anonymous("pickle.load")
         data = file.read()  # exactly the bytes that will be unpickled
-        result = loaders.verify_bytes(path, data, trust, policy)
+        result = loaders.check_online(loaders.verify_bytes(path, data, trust, policy), online)
         if not result.ok:
             raise GuardRefused(result.outcome.value, result.reasons + tuple(result.diff.lines() if result.diff else ()))
         return restricted_pickle.loads(data, **kwargs)
@@ -82,7 +82,7 @@ def _pickle_load(trust: Trust, policy: Policy | None) -> Callable[..., Any]:
     return guarded_pickle_load
 
 
-def _from_pretrained(original: Any, trust: Trust, policy: Policy | None) -> Any:
+def _from_pretrained(original: Any, trust: Trust, policy: Policy | None, online: str | None) -> Any:
     func = original.__func__
 
     @functools.wraps(func)
@@ -96,7 +96,7 @@ def _from_pretrained(original: Any, trust: Trust, policy: Policy | None) -> Any:
                 (f"{name_or_path} is not a local folder, so it cannot be verified before loading",),
                 hint="download the model, scan it with --attest, and load it from that folder",
             )
-        result = verify(folder, trust, policy=policy)
+        result = loaders.check_online(verify(folder, trust, policy=policy), online)
         if not result.ok:
             raise GuardRefused(result.outcome.value, result.reasons + tuple(result.diff.lines() if result.diff else ()))
         return func(cls, name_or_path, *args, **kwargs)
@@ -104,21 +104,27 @@ def _from_pretrained(original: Any, trust: Trust, policy: Policy | None) -> Any:
     return classmethod(guarded_from_pretrained)
 
 
-def install(trust: Trust, policy: Policy | None = None, *, transformers: bool = True) -> None:
-    """Wrap the installed loaders so they verify before loading. Idempotent: re-install replaces."""
+def install(
+    trust: Trust, policy: Policy | None = None, *, transformers: bool = True, online: str | None = None
+) -> None:
+    """Wrap the installed loaders so they verify before loading. Idempotent: re-install replaces.
+
+    ``online`` (a modelshield catalog URL) also refuses attestations that catalog revoked.
+    """
     with _LOCK:
         _restore()
-        _patch(pickle, "load", _pickle_load(trust, policy))
+        _patch(pickle, "load", _pickle_load(trust, policy, online))
         if importlib.util.find_spec("torch") is not None:
             torch = importlib.import_module("torch")
-            _patch(torch, "load", _torch_load(trust, policy))
+            _patch(torch, "load", _torch_load(trust, policy, online))
         if importlib.util.find_spec("joblib") is not None:
             joblib = importlib.import_module("joblib")
-            _patch(joblib, "load", _joblib_load(trust, policy))
+            _patch(joblib, "load", _joblib_load(trust, policy, online))
         if transformers and importlib.util.find_spec("transformers") is not None:
             module = importlib.import_module("transformers")
             base = module.PreTrainedModel
-            _patch(base, "from_pretrained", _from_pretrained(base.__dict__["from_pretrained"], trust, policy))
+            original = base.__dict__["from_pretrained"]
+            _patch(base, "from_pretrained", _from_pretrained(original, trust, policy, online))
 
 
 def uninstall() -> None:

@@ -55,29 +55,55 @@ def verify_bytes(path: str | os.PathLike[str], data: bytes, trust: Trust, policy
     return verify(root, trust, policy=policy, attestation=attestation, manifest=manifest, only={name})
 
 
-def read_verified(path: str | os.PathLike[str], trust: Trust, policy: Policy | None = None) -> bytes:
-    """The file's bytes, read once and verified; GuardRefused with the reasons otherwise."""
+def check_online(result: VerifyResult, online: str | None) -> VerifyResult:
+    """With a catalog URL: REVOKED when the catalog revoked the attestation; GuardRefused when it cannot tell."""
+    if online is None or not result.ok:
+        return result
+    from modelshield.attest.online import RevocationCheckError
+    from modelshield.attest.online import check_online as online_check
+
+    try:
+        return online_check(result, online)
+    except RevocationCheckError as exc:
+        raise GuardRefused("REVOCATION-UNKNOWN", (exc.message,), hint=exc.hint) from None
+
+
+def read_verified(
+    path: str | os.PathLike[str], trust: Trust, policy: Policy | None = None, online: str | None = None
+) -> bytes:
+    """The file's bytes, read once and verified; GuardRefused with the reasons otherwise.
+
+    ``online`` (a modelshield catalog URL) adds the revocation check: a revoked attestation is refused,
+    and so is any load while the catalog cannot be asked (fail closed).
+    """
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise GuardRefused("UNREADABLE", (f"cannot read {path}: {exc.strerror}",)) from None
-    result = verify_bytes(path, data, trust, policy)
+    result = check_online(verify_bytes(path, data, trust, policy), online)
     if not result.ok:
         reasons = result.reasons + tuple(result.diff.lines() if result.diff else ())
         raise GuardRefused(result.outcome.value, reasons, hint="scan the model with --attest, or do not load it")
     return data
 
 
-def load_pickle(path: str | os.PathLike[str], *, trust: Trust, policy: Policy | None = None) -> Any:
+def load_pickle(
+    path: str | os.PathLike[str], *, trust: Trust, policy: Policy | None = None, online: str | None = None
+) -> Any:
     """Verify, then unpickle through the allowlist."""
-    return restricted_pickle.loads(read_verified(path, trust, policy))
+    return restricted_pickle.loads(read_verified(path, trust, policy, online))
 
 
 def load_torch(
-    path: str | os.PathLike[str], *, trust: Trust, policy: Policy | None = None, map_location: Any = None
+    path: str | os.PathLike[str],
+    *,
+    trust: Trust,
+    policy: Policy | None = None,
+    map_location: Any = None,
+    online: str | None = None,
 ) -> Any:
     """Verify, then ``torch.load`` the verified bytes with the restricted pickle module."""
-    return torch_from_bytes(read_verified(path, trust, policy), map_location=map_location)
+    return torch_from_bytes(read_verified(path, trust, policy, online), map_location=map_location)
 
 
 def torch_from_bytes(data: bytes, *, map_location: Any = None) -> Any:
@@ -88,9 +114,11 @@ def torch_from_bytes(data: bytes, *, map_location: Any = None) -> Any:
     return serialization.load(stream, map_location=map_location, pickle_module=restricted_pickle, weights_only=False)
 
 
-def load_joblib(path: str | os.PathLike[str], *, trust: Trust, policy: Policy | None = None) -> Any:
+def load_joblib(
+    path: str | os.PathLike[str], *, trust: Trust, policy: Policy | None = None, online: str | None = None
+) -> Any:
     """Verify, then load a joblib file (compressed or not) with allowlisted globals only."""
-    return joblib_from_bytes(read_verified(path, trust, policy), str(path))
+    return joblib_from_bytes(read_verified(path, trust, policy, online), str(path))
 
 
 def joblib_from_bytes(data: bytes, name: str = "") -> Any:
@@ -106,9 +134,11 @@ def joblib_from_bytes(data: bytes, name: str = "") -> Any:
         return GuardedNumpyUnpickler(name, stream, ensure_native_byte_order=True).load()
 
 
-def load_numpy(path: str | os.PathLike[str], *, trust: Trust, policy: Policy | None = None) -> Any:
+def load_numpy(
+    path: str | os.PathLike[str], *, trust: Trust, policy: Policy | None = None, online: str | None = None
+) -> Any:
     """Verify, then load a .npy/.npz; object arrays are unpickled through the allowlist."""
-    return numpy_from_bytes(read_verified(path, trust, policy), str(path))
+    return numpy_from_bytes(read_verified(path, trust, policy, online), str(path))
 
 
 def numpy_from_bytes(data: bytes, name: str = "") -> Any:
@@ -142,14 +172,22 @@ def _kind(data: bytes, suffix: str) -> str:
     return "pickle"
 
 
-def load(path: str | os.PathLike[str], *, trust: Trust, policy: Policy | None = None, map_location: Any = None) -> Any:
+def load(
+    path: str | os.PathLike[str],
+    *,
+    trust: Trust,
+    policy: Policy | None = None,
+    map_location: Any = None,
+    online: str | None = None,
+) -> Any:
     """Verify ``path`` against its attestation, then load it with the matching restricted loader.
 
     The file is read once; the kind is decided from those bytes (numpy magic, zip -> torch or
     npz) and the extension (joblib, legacy torch); anything else is a plain pickle. Every pickle
-    global is judged by the scanner's allowlist.
+    global is judged by the scanner's allowlist. ``online`` (a modelshield catalog URL) also refuses
+    attestations the catalog revoked.
     """
-    data = read_verified(path, trust, policy)
+    data = read_verified(path, trust, policy, online)
     kind = _kind(data, Path(path).suffix.lower())
     if kind == "numpy":
         return numpy_from_bytes(data, str(path))

@@ -270,17 +270,17 @@ def _parse_time(text: str) -> _dt.datetime:
 def status_of(verdict: str, decision: Mapping[str, Any] | None) -> tuple[str, str]:
     """Catalog status from the engine's verdict and policy decision: the policy governs.
 
-    Denied -> failed. Allowed -> passed when the verdict is a pass, else warn (findings the profile or
-    a waiver tolerates stay visible).
+    Denied -> failed. Allowed -> passed when the verdict is a pass and no waiver was needed, else
+    warn (findings the profile tolerates, or a waived rule, stay visible on the badge).
     """
     profile = (decision or {}).get("profile", "?")
     if decision is not None and decision.get("decision") != "allow":
         failed = ", ".join(str(r) for r in decision.get("failed") or []) or "policy"
         return "failed", f"denied under profile {profile}: {failed}"
-    if verdict == "pass":
-        return "passed", f"allowed under profile {profile}; verdict pass"
     waived = (decision or {}).get("waivers_applied") or []
-    extra = f"; {len(waived)} waiver(s) applied" if waived else ""
+    if verdict == "pass" and not waived:
+        return "passed", f"allowed under profile {profile}; verdict pass"
+    extra = f"; allowed by {len(waived)} waiver(s)" if waived else ""
     return "warn", f"allowed under profile {profile}; verdict {verdict}{extra}"
 
 

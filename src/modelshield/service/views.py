@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from modelshield.service import badges, catalog
-from modelshield.service.models import AuditEntry, Delivery, Model, Scan, Token, Waiver, Webhook
+from modelshield.service.models import AuditEntry, Delivery, Job, Model, Scan, Token, Waiver, Webhook
 
 
 def when(moment: _dt.datetime | _dt.date | None) -> str | None:
@@ -77,6 +77,27 @@ def model_detail(session: Session, model: Model) -> dict[str, Any]:
         "revoked_at": when(model.revoked_at),
         "revoke_reason": model.revoke_reason,
         "waivers": [waiver(w) for w in waivers_of(session, model.id)],
+        "jobs": [job(j) for j in jobs_of(session, model.id)],
+    }
+
+
+def jobs_of(session: Session, model_id: int, limit: int = 10) -> list[Job]:
+    """The model's most recent jobs, newest first."""
+    return list(session.scalars(select(Job).where(Job.model_id == model_id).order_by(Job.id.desc()).limit(limit)))
+
+
+def job(row: Job) -> dict[str, Any]:
+    """A queue job (what the worker did or is doing for the model)."""
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "reason": row.reason,
+        "state": row.state,
+        "attempts": row.attempts,
+        "max_attempts": row.max_attempts,
+        "last_error": row.last_error,
+        "created_at": when(row.created_at),
+        "finished_at": when(row.finished_at),
     }
 
 
