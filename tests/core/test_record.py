@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import inspect
 import math
 import pickle
 
@@ -69,3 +71,98 @@ def test_frozen_and_slotted() -> None:
         item.name = "b"  # type: ignore[misc]
     assert not hasattr(item, "__dict__")
     assert {Ours("a"), Ours("a")} == {Ours("a")}
+
+
+@dataclasses.dataclass(slots=True)
+class MutableReference:
+    name: str
+    items: list[int] = dataclasses.field(default_factory=list)
+
+
+@record(frozen=False)
+class Mutable:
+    name: str
+    items: list[int] = dataclasses.field(default_factory=list)
+
+
+@record(frozen=False, eq=False)
+class ByIdentity:
+    name: str
+
+
+@record(frozen=False, unsafe_hash=True)
+class HashedMutable:
+    name: str
+    size: int = 0
+
+
+@record
+class Frozen:
+    name: str
+    items: tuple[int, ...] = ()
+
+
+def test_mutable_record_is_a_plain_slotted_dataclass() -> None:
+    ours, ref = Mutable("a"), MutableReference("a")
+    assert ours == Mutable("a", []) and ours != Mutable("a", [1]) and ours.items is not Mutable("a").items
+    assert repr(ours).replace("Mutable", "MutableReference") == repr(ref)
+    assert type(ours).__hash__ is None and type(ref).__hash__ is None
+    with pytest.raises(TypeError):
+        hash(ours)
+    ours.items.append(1)
+    ours.name = "b"
+    assert ours == Mutable("b", [1]) and not hasattr(ours, "__dict__")
+    assert pickle.loads(pickle.dumps(ours)) == ours
+    assert dataclasses.replace(ours, name="c") == Mutable("c", [1])
+
+
+def test_eq_false_compares_by_identity_and_unsafe_hash_hashes_values() -> None:
+    one = ByIdentity("a")
+    assert one == one and one != ByIdentity("a")  # noqa: PLR0124
+    assert hash(one) == object.__hash__(one)
+    assert HashedMutable("a") == HashedMutable("a", 0) and hash(HashedMutable("a", 2)) == hash(("a", 2))
+
+
+def test_frozen_record_pickles_copies_and_refuses_changes() -> None:
+    item = Frozen("a", (1, 2))
+    assert pickle.loads(pickle.dumps(item)) == item and copy.deepcopy(item) == item and copy.copy(item) == item
+    assert item.__getstate__() == ["a", (1, 2)]  # what a frozen slotted dataclass pickles
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del item.name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        item.other = 1  # type: ignore[attr-defined]
+
+
+def test_init_is_compiled_on_first_use_with_the_dataclass_signature() -> None:
+    @record
+    class Late:
+        first: int
+        second: str = "x"
+        third: list[int] = dataclasses.field(default_factory=lambda: [7])
+
+    assert Late.__init__.__code__.co_varnames[:3] == ("self", "args", "kwargs")  # nothing compiled yet
+    assert Late(1) == Late(first=1, second="x", third=[7]) and Late(1, "y").second == "y"
+    with pytest.raises(TypeError):
+        Late()  # type: ignore[call-arg]
+    assert list(inspect.signature(Late).parameters) == ["first", "second", "third"]
+    assert Late.__init__.__qualname__.endswith("Late.__init__")
+
+
+def test_methods_of_the_class_body_are_kept() -> None:
+    @record
+    class Shown:
+        name: str
+
+        def __repr__(self) -> str:
+            return "shown"
+
+    assert repr(Shown("a")) == "shown" and Shown("a") == Shown("a")
+
+
+def test_field_without_default_after_one_with_a_default_is_refused() -> None:
+    with pytest.raises(TypeError, match="non-default argument 'second' follows default argument"):
+
+        @record
+        class Wrong:
+            first: int = 0
+            second: int  # type: ignore[misc]

@@ -13,7 +13,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from modelshield._record import record
@@ -168,7 +168,7 @@ class _LazyPackages(Mapping[str, tuple[Advisory, ...]]):
         return len(self._raw)
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class AdvisoryDB:
     """Advisories indexed by normalised package name, with the snapshot date of the data."""
 

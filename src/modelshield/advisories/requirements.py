@@ -18,7 +18,7 @@ import re
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, BinaryIO
 
 from modelshield._record import record
@@ -48,7 +48,7 @@ class Need:
         return Need, (self.package, self.version, self.how, self.evidence, self.spec)
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class ModelFacts:
     """What one file says about the model: kind, needs, exploit patterns and details."""
 

@@ -19,9 +19,9 @@ import os
 import re
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import IO, BinaryIO, Protocol
 
+from modelshield._record import record
 from modelshield.errors import LimitExceeded
 from modelshield.formats.blob import Blob, WindowStream
 from modelshield.limits import Limits, MiB
@@ -306,7 +306,7 @@ DECODERS: dict[str, Callable[[], Decoder]] = {
 }
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class DecodeOutcome:
     """How a streaming decompression ended."""
 

@@ -18,9 +18,10 @@ import importlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, ClassVar
 
+from modelshield._record import record
 from modelshield.errors import LimitExceeded
 from modelshield.formats.blob import SNIFF_BYTES, Blob, FileOpener, WindowStream
 from modelshield.limits import Limits
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class ScanContext:
     """Per-blob context handed to readers and analyzers: limits, deadline, location helpers."""
 

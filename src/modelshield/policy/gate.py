@@ -6,9 +6,10 @@ everything); ``Gate.apply`` adds the CVE findings, evaluates the policy and reco
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING
 
+from modelshield._record import record
 from modelshield.types import ScanReport
 
 if TYPE_CHECKING:  # the policy engine (pydantic) is only imported when a policy is in play
@@ -19,7 +20,7 @@ if TYPE_CHECKING:  # the policy engine (pydantic) is only imported when a policy
     from modelshield.policy.subject import Attestation
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Gate:
     """Vulnerability assessment plus (optionally) a policy decision for one scan."""
 

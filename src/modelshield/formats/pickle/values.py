@@ -17,7 +17,7 @@ invoked, with what arguments, where) and every :class:`GlobalRef`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from modelshield._record import record
 
@@ -37,7 +37,7 @@ USE_TYPE_LOOKUP = 16
 KEEP_ITEMS = 256
 
 
-@dataclass(slots=True, eq=False)
+@record(frozen=False, eq=False)
 class Large:
     """A payload the VM skipped without loading: its kind, length, first bytes and offset."""
 
@@ -51,7 +51,7 @@ class Large:
         return f"<{self.kind} {self.length} bytes: {self.prefix[:16]!r}...>"
 
 
-@dataclass(slots=True, eq=False)
+@record(frozen=False, eq=False)
 class GlobalRef:
     """An imported global ``module.name`` (GLOBAL, STACK_GLOBAL, INST, EXT), shared per stream."""
 
@@ -74,7 +74,7 @@ class GlobalRef:
         return self.dotted
 
 
-@dataclass(slots=True, eq=False)
+@record(frozen=False, eq=False)
 class Call:
     """The symbolic result of invoking ``func`` with ``args`` (and ``kwargs``) via opcode ``kind``."""
 
@@ -90,7 +90,7 @@ class Call:
         return render(self)
 
 
-@dataclass(slots=True, eq=False)
+@record(frozen=False, eq=False)
 class PersId:
     """The symbolic result of a persistent-id lookup (PERSID/BINPERSID)."""
 
@@ -100,7 +100,7 @@ class PersId:
         return f"persistent_load({render(self.pid)})"
 
 
-@dataclass(slots=True, eq=False)
+@record(frozen=False, eq=False)
 class Buffer:
     """An out-of-band buffer (protocol 5 NEXT_BUFFER); ``readonly`` after READONLY_BUFFER."""
 
@@ -171,7 +171,7 @@ class SDict:
         return render(self)
 
 
-@dataclass(slots=True, eq=False)
+@record(frozen=False, eq=False)
 class SSet:
     """A set (EMPTY_SET + ADDITEMS) or frozenset (FROZENSET)."""
 
@@ -187,7 +187,7 @@ class SSet:
         self.total += len(values)
 
 
-@record(frozen=False)  # a dozen per stream on the VM's hot path; nothing changes them after the VM
+@record(frozen=False, unsafe_hash=True)  # a dozen per stream on the VM's hot path; nothing changes them after the VM
 class CallSite:
     """One invocation (or implicit method call) loading the pickle would perform.
 

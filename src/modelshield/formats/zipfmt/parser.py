@@ -13,9 +13,10 @@ import io
 import os
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import BinaryIO
 
+from modelshield._record import record
 from modelshield.errors import FormatError, LimitExceeded
 from modelshield.formats._containers import check_members
 from modelshield.formats.blob import WindowStream
@@ -49,7 +50,7 @@ MAX_PROBE_OUTPUT = 1 << 30
 IGNORED_FLAG_BITS = FLAG_DESCRIPTOR | FLAG_UTF8 | 0x0006
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Anomaly:
     """Something odd about the archive structure, to become a finding."""
 
@@ -59,7 +60,7 @@ class Anomaly:
     evidence: str = ""
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class LocalHeader:
     """A parsed local file header."""
 
@@ -73,7 +74,7 @@ class LocalHeader:
     data_offset: int
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Entry:
     """One member, merged from its central directory entry and its local header."""
 
@@ -114,7 +115,7 @@ class Entry:
         return self.name.endswith("/") and self.compressed_size == 0
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Layout:
     """The parsed structure of a zip file."""
 
@@ -128,7 +129,7 @@ class Layout:
     gaps: list[tuple[int, int]] = field(default_factory=list)
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class _Eocd:
     offset: int
     end: int

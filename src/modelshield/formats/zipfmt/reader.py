@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import BinaryIO, cast
 
+from modelshield._record import record
 from modelshield.errors import LimitExceeded
 from modelshield.formats import pytorch_zip, torchscript
 from modelshield.formats._containers import (
@@ -71,7 +71,7 @@ METHOD_NAMES = {
 }
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class _Payload:
     """A member's bytes: a range of the archive (stored) or a spool (decompressed)."""
 
