@@ -565,3 +565,23 @@ def test_ui_escapes_model_controlled_text_and_checks_csrf(server: LiveServer, pu
         assert ok.status_code == 303
         for path in ("/ui/models", "/ui/upload", "/ui/waivers", "/ui/audit", "/ui/admin"):
             assert browser.get(path).status_code == 200, path
+
+
+def test_the_migrated_schema_is_what_the_orm_expects(database_url: str, new_database: Any) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from modelshield.service.db import make_engine, migrate
+    from modelshield.service.models import Base
+
+    url = new_database("sqlite" if database_url.startswith("sqlite") else "postgresql")
+    migrate(url)
+    migrate(url)  # idempotent
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+            assert context.get_current_revision() == "0001"
+    finally:
+        engine.dispose()

@@ -103,7 +103,7 @@ def attest_report(
             scanned=predicate["scannedAt"],
             expires=predicate["expiresAt"],
             policy=policy or "default",
-            profile=risk_profile,
+            profile=summary.risk_profile,  # the profile the decision used (as signed), not only the argument
             attestation=path.name,
             subject_digest=f"sha256:{manifest.root_digest()}",
             signer=signer.keyid,

@@ -38,9 +38,20 @@ def acquire(db: Database, name: str, holder: str, ttl_s: float) -> bool:
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
+def release(db: Database, name: str, holder: str) -> None:
+    """Give the named lease up (a worker that stops)."""
+    with db.write() as session:
+        session.execute(
+            update(Lock)
+            .where(Lock.name == name, Lock.holder == holder)
+            .values(holder=None, expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
 def tick(db: Database, settings: Settings, worker_id: str) -> bool:
     """One scheduler pass if this worker holds the lock; True when it ran."""
-    if not acquire(db, "scheduler", worker_id, max(30.0, settings.scheduler_tick_s * 3)):
+    if not acquire(db, "scheduler", worker_id, max(3.0, settings.scheduler_tick_s * 3)):
         return False
     from modelshield.rules import RULES_VERSION
 

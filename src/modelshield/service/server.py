@@ -141,6 +141,9 @@ def serve(settings: Settings, host: str, port: int, workers: int, create_token: 
         lifespan="off",
     )
     server = uvicorn.Server(config)
+    stop_requested: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):  # uvicorn re-raises the stop signal once it is done serving:
+        signal.signal(sig, lambda signum, _frame: stop_requested.append(signum))  # land here, stop the workers
     supervisor.start()
     print(
         f"modelshield catalog on http://{host}:{port}/ (data in {settings.data_dir}, {workers} worker(s))",
@@ -153,4 +156,6 @@ def serve(settings: Settings, host: str, port: int, workers: int, create_token: 
     finally:
         supervisor.stop()
         app.state.services.db.dispose()
+    if stop_requested:
+        print(f"stopped by {signal.Signals(stop_requested[0]).name}", file=sys.stderr)
     return 0 if server.started else 2

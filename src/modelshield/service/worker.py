@@ -153,6 +153,7 @@ class WorkerLoop:
 
     def _unregister(self) -> None:
         try:
+            scheduler.release(self.db, "scheduler", self.id)
             with self.db.write() as session:
                 session.execute(delete(Worker).where(Worker.id == self.id))
         except Exception as exc:  # noqa: BLE001 - best effort on the way out
