@@ -585,3 +585,28 @@ def test_the_migrated_schema_is_what_the_orm_expects(database_url: str, new_data
             assert context.get_current_revision() == "0001"
     finally:
         engine.dispose()
+
+
+def test_dynamic_analysis_runs_in_the_sandbox_or_the_scan_fails_closed(publisher: httpx.Client, tmp_path: Path) -> None:
+    from modelshield.errors import ModelShieldError
+    from modelshield.sandbox.isolation import probe
+
+    try:
+        probe()
+        sandbox = True
+    except ModelShieldError:
+        sandbox = False
+    canary = tmp_path / "CANARY-dynamic"
+    answer = upload(publisher, "detonated", [models.malicious_pickle(tmp_path, canary)], dynamic="true")
+    assert answer.status_code == 201, answer.text
+    model = wait_model(publisher, answer.json()["id"], timeout=120)
+    assert model["dynamic"] is True
+    if sandbox:
+        assert model["status"] == "failed"
+        sources = {f["source"] for f in model["files"][0]["findings"]}
+        assert {"static", "dynamic"} <= sources, model["files"][0]["findings"]
+    else:  # never loaded unsandboxed: the scan cannot complete
+        assert model["status"] == "scan_failed" and "sandbox" in model["status_reason"]
+    assert not canary.exists()
+    only_card = upload_named(publisher, "only-a-card", {"README.md": b"# nothing else\n"})
+    assert only_card.status_code == 422 and error_code(only_card) == "empty_model"

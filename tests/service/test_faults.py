@@ -192,6 +192,10 @@ def test_malformed_requests_are_400_and_invalid_ones_422(client: httpx.Client) -
     assert wrong_type.status_code == 400 and error_code(wrong_type) == "bad_content_type"
     no_files = client.post("/api/v1/models", files={"name": (None, "no-files")})
     assert no_files.status_code == 422 and error_code(no_files) == "empty_model"
+    clash = upload_named(client, "file-and-folder", {"a": b"1", "a/b.bin": b"2"})
+    assert clash.status_code == 422 and error_code(clash) == "conflicting_file_names"
+    twice = raw_upload(client, "same-file-twice", {"a.bin": b"1"} | {"b.bin": b"2"})
+    assert twice.status_code == 201  # (control: distinct names are fine)
     bad_name = upload_named(client, "../x", {"a.bin": b"1"})
     assert bad_name.status_code == 422 and error_code(bad_name) == "invalid_name"
     garbage = client.post(

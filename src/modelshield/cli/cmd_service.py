@@ -106,13 +106,13 @@ def token_create(
     from modelshield.service import auth
     from modelshield.service.db import Database
     from modelshield.service.errors import ServiceError
-    from modelshield.service.server import prepare
+    from modelshield.service.server import database_errors, prepare
 
     prepare(settings)
     db = Database(settings.database_url, pool_size=1)
     try:
-        with db.write() as session:
-            row, value = auth.create_token(session, chosen, name or f"cli-{chosen}", "cli")
+        with database_errors(settings), db.write() as session:
+            row, value = auth.create_token(session, chosen, name or f"cli-{chosen}", "system:cli")
             token_id = row.id
     except ServiceError as exc:
         raise UsageError(exc.message, hint="see modelshield token create --help") from None
@@ -151,13 +151,13 @@ def token_revoke(token_id: int, data_dir: str | None, database_url: str | None) 
     from modelshield.service import auth
     from modelshield.service.db import Database
     from modelshield.service.errors import ServiceError
-    from modelshield.service.server import prepare
+    from modelshield.service.server import database_errors, prepare
 
     prepare(settings)
     db = Database(settings.database_url, pool_size=1)
     try:
-        with db.write() as session:
-            auth.revoke_token(session, token_id, "cli")
+        with database_errors(settings), db.write() as session:
+            auth.revoke_token(session, token_id, "system:cli")
     except ServiceError as exc:
         raise UsageError(exc.message, hint="modelshield token list shows the ids") from None
     finally:

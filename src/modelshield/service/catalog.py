@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from modelshield.attest.manifest import is_ignored
 from modelshield.service import audit, policy_store, queue, webhooks
 from modelshield.service.auth import Principal
 from modelshield.service.errors import ServiceError, conflict, forbidden, invalid, not_found
@@ -65,6 +66,12 @@ def register(
     paths = [f.relpath for f in files]
     if len(set(paths)) != len(paths):
         raise ServiceError(400, "duplicate_file_name", "two files of the upload have the same name")
+    folders = {"/".join(p.split("/")[:i]) for p in paths for i in range(1, p.count("/") + 1)}
+    clash = sorted(folders & set(paths))
+    if clash:
+        raise invalid(f"{clash[0]!r} is both a file and a folder of the upload", code="conflicting_file_names")
+    if all(is_ignored(p) for p in paths):
+        raise invalid("a model needs at least one file besides its card (README.md)", code="empty_model")
     chosen = policy_store.check_profile(session, profile)
     if name_taken(session, name):
         raise conflict(f"a model named {name!r} exists already", code="name_taken")
@@ -83,8 +90,7 @@ def register(
     )
     session.add(model)
     for item in {f.sha256: f for f in files}.values():
-        if session.get(Blob, item.sha256) is None:
-            session.add(Blob(sha256=item.sha256, size=item.size, created_at=now))
+        _add_blob(session, item.sha256, item.size)
     try:
         session.flush()
     except IntegrityError:
@@ -105,6 +111,16 @@ def register(
     )
     webhooks.emit(session, "model.registered", {"id": model.id, "name": name, "status": "pending"})
     return model
+
+
+def _add_blob(session: Session, sha256: str, size: int) -> None:
+    """Record stored bytes once, even when two registrations of the same new bytes race."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        session.execute(pg_insert(Blob).values(sha256=sha256, size=size, created_at=utcnow()).on_conflict_do_nothing())
+    elif session.get(Blob, sha256) is None:  # SQLite: write transactions are serialised (BEGIN IMMEDIATE)
+        session.add(Blob(sha256=sha256, size=size, created_at=utcnow()))
 
 
 def get_model(session: Session, model_id: int) -> Model:

@@ -152,7 +152,7 @@ def run_scan(db: Database, settings: Settings, job: Claimed, worker_id: str) -> 
 
 def _reuse(db: Database, settings: Settings, scan_input: ScanInput) -> ScanResult | None:
     """The result of an earlier scan of the same bytes under the same conditions, if still fresh."""
-    fresh_until = utcnow() + _dt.timedelta(days=settings.renew_before_days)
+    fresh_until = utcnow() + _dt.timedelta(seconds=settings.renew_window_s)
     with db.read() as session:
         previous = session.scalar(
             select(Scan)

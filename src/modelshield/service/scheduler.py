@@ -87,7 +87,7 @@ def _rescan_outdated(session: Session, settings: Settings, rules_version: str, s
 
 
 def _renew(session: Session, settings: Settings) -> None:
-    soon = utcnow() + _dt.timedelta(days=settings.renew_before_days)
+    soon = utcnow() + _dt.timedelta(seconds=settings.renew_window_s)
     ids = session.scalars(
         select(Model.id)
         .where(Model.status.in_(EVALUATED), Model.attestation_expires_at.is_not(None))

@@ -9,6 +9,7 @@ this process disappears. The database URL reaches the workers through the enviro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 from modelshield.service.settings import ENV_ADMIN_TOKEN, ENV_DATABASE_URL, ENV_PARENT_PID, Settings
 
@@ -29,8 +31,28 @@ def prepare(settings: Settings) -> None:
     from modelshield.service.keys import ensure_key
 
     settings.ensure_dirs()
-    migrate(settings.database_url)
+    with database_errors(settings):
+        migrate(settings.database_url)
     ensure_key(settings)
+
+
+@contextlib.contextmanager
+def database_errors(settings: Settings) -> Iterator[None]:
+    """Database errors at start-up as a clear message (no traceback, no password)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from modelshield.errors import UsageError
+
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        where = "the SQLite file" if settings.is_sqlite else "the PostgreSQL server"
+        raise UsageError(
+            f"cannot use the database ({type(cause).__name__}: {first[:300]})",
+            hint=f"check that {where} of --database-url is reachable and writable",
+        ) from None
 
 
 def bootstrap_tokens(settings: Settings, create_role: str | None) -> str | None:
@@ -40,7 +62,7 @@ def bootstrap_tokens(settings: Settings, create_role: str | None) -> str | None:
 
     db = Database(settings.database_url, pool_size=1)
     try:
-        with db.write() as session:
+        with database_errors(settings), db.write() as session:
             given = os.environ.get(ENV_ADMIN_TOKEN, "").strip()
             if given:
                 auth.ensure_token(session, given, "admin", "bootstrap-admin", "system:serve")
@@ -59,6 +81,7 @@ class Supervisor:
         self.settings = settings
         self.count = count
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.started: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
 
@@ -85,21 +108,24 @@ class Supervisor:
     def start(self) -> None:
         """Start the workers and the thread that restarts them."""
         self.procs = [self._spawn() for _ in range(self.count)]
+        self.started = [time.monotonic()] * self.count
         if self.count:
             self._thread.start()
 
     def _watch(self) -> None:
-        quick_exits = 0
+        quick_exits = 0  # workers that died within seconds of starting, in a row: they cannot start
         while not self._stop.wait(1.0):
             for index, proc in enumerate(self.procs):
                 code = proc.poll()
                 if code is None or self._stop.is_set():
                     continue
-                log.warning("worker pid %s exited with %s; starting a new one", proc.pid, code)
-                quick_exits += 1
-                if quick_exits > 3 * max(1, self.count):
-                    time.sleep(min(30.0, quick_exits))  # a worker that cannot start: do not spin
+                lived = time.monotonic() - self.started[index]
+                quick_exits = quick_exits + 1 if lived < 5.0 else 0
+                log.warning("worker pid %s exited with %s after %.0f s; starting a new one", proc.pid, code, lived)
+                if quick_exits > 3:
+                    self._stop.wait(min(30.0, 2.0 ** (quick_exits - 3)))  # do not spin on a broken setup
                 self.procs[index] = self._spawn()
+                self.started[index] = time.monotonic()
 
     def stop(self) -> None:
         """SIGTERM every worker, wait, then SIGKILL what is left."""

@@ -72,6 +72,11 @@ class Settings:
     default_profile: str = "internal"
 
     @property
+    def renew_window_s(self) -> float:
+        """Attestations are renewed this long before they expire (at most a quarter of their life)."""
+        return min(self.renew_before_days, self.attestation_days / 4) * 86400
+
+    @property
     def blob_dir(self) -> Path:
         """Where stored files live, by SHA-256."""
         return self.data_dir / "blobs"
