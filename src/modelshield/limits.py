@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-
-from modelshield._record import record
+from modelshield._record import field_names, record, replace
 from modelshield.errors import UsageError
 
 MiB = 1024 * 1024
@@ -30,7 +28,7 @@ class Limits:
 
     def with_overrides(self, overrides: dict[str, str]) -> Limits:
         """Return a copy with ``name=value`` overrides (from ``--limit``); raise UsageError if bad."""
-        fields = {f.name: f for f in dataclasses.fields(self)}
+        fields = field_names(self)
         changes: dict[str, object] = {}
         for name, raw in overrides.items():
             if name not in fields:
@@ -43,4 +41,4 @@ class Limits:
             if value <= 0:  # type: ignore[operator]
                 raise UsageError(f"limit {name} must be positive, got {raw!r}")
             changes[name] = value
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        return replace(self, **changes)

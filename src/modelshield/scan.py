@@ -6,7 +6,6 @@ Nothing here executes scanned content: readers parse bytes, analyzers judge the 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import sys
 import time
@@ -14,7 +13,7 @@ import types
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from modelshield._record import record
+from modelshield._record import record, replace
 from modelshield._version import __version__
 from modelshield.analyzers.interface import analyzers_for
 from modelshield.errors import FormatError, LimitExceeded, SourceError
@@ -94,7 +93,7 @@ def _with_facts(artifact: Artifact) -> Artifact:
     from modelshield.advisories.requirements import extract_file
 
     found = extract_file(artifact.path, artifact.format)
-    return dataclasses.replace(artifact, facts=(found,) if found is not None else ())
+    return replace(artifact, facts=(found,) if found is not None else ())
 
 
 def _sha256(blob: Blob) -> str | None:
@@ -307,7 +306,7 @@ def run_pipeline(
         attest_run = AttestRun.start(
             targets, stages.attest_key, valid_days=stages.attest_valid_days, card=stages.attest_card
         )
-        options = dataclasses.replace(options, compute_hashes=False)
+        options = replace(options, compute_hashes=False)
     policy_file = _path(stages.policy_file) if stages.policy_file else None
     gate = Gate.prepare(  # a malformed policy stops here, before scanning
         policy_file,

@@ -8,10 +8,9 @@ the pipeline back.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import field
 from typing import Protocol
 
-from modelshield._record import record
+from modelshield._record import field, record
 from modelshield.formats.blob import Blob
 from modelshield.limits import Limits
 from modelshield.types import Artifact, Severity

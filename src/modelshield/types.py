@@ -6,10 +6,9 @@ Values are frozen dataclasses; pydantic is only used where data is serialized.
 from __future__ import annotations
 
 import enum
-from dataclasses import field
 from typing import Any
 
-from modelshield._record import record
+from modelshield._record import field, record
 
 
 class Severity(enum.IntEnum):

@@ -7,10 +7,11 @@ import dataclasses
 import inspect
 import math
 import pickle
+from typing import ClassVar
 
 import pytest
 
-from modelshield._record import record
+from modelshield._record import field, field_names, record, replace
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -166,3 +167,50 @@ def test_field_without_default_after_one_with_a_default_is_refused() -> None:
         class Wrong:
             first: int = 0
             second: int  # type: ignore[misc]
+
+
+@record
+class WithOptions:
+    name: str
+    hidden: object = field(default=None, compare=False, repr=False)
+    items: tuple[int, ...] = field(default=())
+    extra: list[int] = field(default_factory=list)
+    kind: ClassVar[str] = "class attribute, not a field"
+
+
+def test_dataclasses_functions_work_on_records() -> None:
+    item = WithOptions("a", hidden=1)
+    assert dataclasses.is_dataclass(WithOptions) and dataclasses.is_dataclass(item)
+    assert [f.name for f in dataclasses.fields(item)] == ["name", "hidden", "items", "extra"]
+    assert [(f.compare, f.repr) for f in dataclasses.fields(WithOptions)][1] == (False, False)
+    assert dataclasses.asdict(item) == {"name": "a", "hidden": 1, "items": (), "extra": []}
+    assert dataclasses.replace(item, name="b") == WithOptions("b") and dataclasses.replace(item).hidden == 1
+    assert dataclasses.fields(Ours)[3].compare is False and dataclasses.fields(Single)[0].name == "only"
+    assert WithOptions.__dataclass_params__.frozen and not Mutable.__dataclass_params__.frozen
+
+
+def test_replace_and_field_names_without_dataclasses() -> None:
+    item = WithOptions("a", hidden=1, items=(1,))
+    assert replace(item, items=(2,)) == WithOptions("a", items=(2,)) and replace(item, name="b").hidden == 1
+    assert field_names(item) == field_names(WithOptions) == ("name", "hidden", "items", "extra")
+    assert WithOptions.__match_args__ == ("name", "hidden", "items", "extra") and WithOptions.kind.startswith("class")
+    assert repr(item) == "WithOptions(name='a', items=(1,), extra=[])"
+    with pytest.raises(TypeError):
+        replace(item, unknown=1)
+
+
+def test_mistakes_are_refused() -> None:
+    with pytest.raises(ValueError, match="mutable default"):
+
+        @record
+        class MutableDefault:
+            items: list[int] = []
+
+    with pytest.raises(ValueError, match="mutable default"):  # our field() given to @dataclass
+
+        @dataclasses.dataclass
+        class WrongSpecifier:
+            size: int = field(default=0)
+
+    with pytest.raises(TypeError, match="not a record"):
+        field_names(Reference)

@@ -16,11 +16,10 @@ A fixed version produces no finding.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from modelshield._record import record
+from modelshield._record import record, replace
 from modelshield.advisories.db import Advisory, AdvisoryDB, load_db
 from modelshield.advisories.matcher import Match, Matcher
 from modelshield.advisories.requirements import ModelFacts, extract
@@ -309,10 +308,10 @@ def assess(report: ScanReport, environment: Environment | None = None, db: Advis
             for finding in found:
                 if not notes.first(finding, path, len(kept)):
                     continue
-                kept.append(finding if fresh else dataclasses.replace(finding, location=_location(item)))
+                kept.append(finding if fresh else replace(finding, location=_location(item)))
     notes.add_counts(added)
     artifacts = tuple(_with_findings(a, added.pop(a.path, []) if a.member is None else []) for a in report.artifacts)
-    new = dataclasses.replace(report, artifacts=artifacts, advisory_snapshot=db.snapshot)
+    new = replace(report, artifacts=artifacts, advisory_snapshot=db.snapshot)
     return Assessment(new, facts, environment, db.snapshot)
 
 
@@ -345,9 +344,9 @@ class _Notes:
             path, index = self.where[key]
             note = added[path][index]
             evidence = f"{note.evidence}; the same applies to {count} other scanned file(s)"
-            added[path][index] = dataclasses.replace(note, evidence=evidence)
+            added[path][index] = replace(note, evidence=evidence)
 
 
 def _with_findings(artifact: Artifact, findings: Iterable[Finding]) -> Artifact:
     extra = tuple(findings)
-    return dataclasses.replace(artifact, findings=artifact.findings + extra) if extra else artifact
+    return replace(artifact, findings=artifact.findings + extra) if extra else artifact

@@ -13,10 +13,9 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
-from modelshield._record import record
+from modelshield._record import field, record
 from modelshield.errors import ModelShieldError
 
 if TYPE_CHECKING:

@@ -18,10 +18,9 @@ import re
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import field
 from typing import Any, BinaryIO
 
-from modelshield._record import record
+from modelshield._record import field, record
 from modelshield.advisories import _protobuf as pb
 from modelshield.advisories.db import normalise
 from modelshield.errors import FormatError

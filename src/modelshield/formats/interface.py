@@ -18,10 +18,9 @@ import importlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import field
 from typing import TYPE_CHECKING, ClassVar
 
-from modelshield._record import record
+from modelshield._record import field, record
 from modelshield.errors import LimitExceeded
 from modelshield.formats.blob import SNIFF_BYTES, Blob, FileOpener, WindowStream
 from modelshield.limits import Limits

@@ -6,10 +6,9 @@ everything); ``Gate.apply`` adds the CVE findings, evaluates the policy and reco
 
 from __future__ import annotations
 
-from dataclasses import field
 from typing import TYPE_CHECKING
 
-from modelshield._record import record
+from modelshield._record import field, record
 from modelshield.types import ScanReport
 
 if TYPE_CHECKING:  # the policy engine (pydantic) is only imported when a policy is in play

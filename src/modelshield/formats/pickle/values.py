@@ -17,9 +17,7 @@ invoked, with what arguments, where) and every :class:`GlobalRef`.
 
 from __future__ import annotations
 
-from dataclasses import field
-
-from modelshield._record import record
+from modelshield._record import field, record
 
 #: The global is invoked as a function: REDUCE/INST/OBJ target, or called by a known higher-order helper.
 USE_CALL = 1

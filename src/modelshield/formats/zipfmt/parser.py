@@ -13,10 +13,9 @@ import io
 import os
 import struct
 import zlib
-from dataclasses import field
 from typing import BinaryIO
 
-from modelshield._record import record
+from modelshield._record import field, record
 from modelshield.errors import FormatError, LimitExceeded
 from modelshield.formats._containers import check_members
 from modelshield.formats.blob import WindowStream
