@@ -253,32 +253,23 @@ def get_model(model_id: int, who: Caller, parts: Parts) -> dict[str, Any]:
         return views.model_detail(session, catalog.get_model(session, model_id))
 
 
-def _current_scan(parts: Parts, model_id: int) -> Scan:
+def scan_text(parts: Services, model_id: int, what: str) -> str:
+    """The report, attestation or card of the model's current scan; 404 when there is none."""
     with parts.db.read() as session:
-        model = catalog.get_model(session, model_id)
-        scan = session.get(Scan, model.current_scan_id) if model.current_scan_id else None
-        if scan is None:
-            raise not_found(f"a scan of model {model_id}")
-        return scan
+        return catalog.current_scan_text(session, model_id, what)
 
 
 @api.get("/models/{model_id}/report")
 def get_report(model_id: int, who: Caller, parts: Parts) -> Response:
     """The full JSON report of the model's current scan."""
-    scan = _current_scan(parts, model_id)
-    if not scan.report:
-        raise not_found(f"a report of model {model_id}")
-    return Response(scan.report, media_type="application/json")
+    return Response(scan_text(parts, model_id, "report"), media_type="application/json")
 
 
 @api.get("/models/{model_id}/attestation")
 def get_attestation(model_id: int, who: Caller, parts: Parts) -> Response:
     """The signed attestation (DSSE envelope): save it as ``modelshield.attestation.dsse.json`` in the model folder."""
-    scan = _current_scan(parts, model_id)
-    if not scan.attestation:
-        raise not_found(f"an attestation of model {model_id}")
     return Response(
-        scan.attestation,
+        scan_text(parts, model_id, "attestation"),
         media_type="application/json",
         headers={"Content-Disposition": 'attachment; filename="modelshield.attestation.dsse.json"'},
     )
@@ -287,11 +278,8 @@ def get_attestation(model_id: int, who: Caller, parts: Parts) -> Response:
 @api.get("/models/{model_id}/card")
 def get_card(model_id: int, who: Caller, parts: Parts) -> Response:
     """The model card (README.md) with the modelshield block and badge that point at the attestation."""
-    scan = _current_scan(parts, model_id)
-    if not scan.card:
-        raise not_found(f"a model card of model {model_id}")
     return Response(
-        scan.card,
+        scan_text(parts, model_id, "card"),
         media_type="text/markdown; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="README.md"'},
     )

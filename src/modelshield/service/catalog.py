@@ -18,7 +18,7 @@ from modelshield.attest.manifest import is_ignored
 from modelshield.service import audit, policy_store, queue, webhooks
 from modelshield.service.auth import Principal
 from modelshield.service.errors import ServiceError, conflict, forbidden, invalid, not_found
-from modelshield.service.models import Blob, Job, Model, ModelFile, Waiver, utcnow
+from modelshield.service.models import Blob, Job, Model, ModelFile, Scan, Waiver, utcnow
 from modelshield.service.settings import Settings
 from modelshield.service.storage import StoredFile
 
@@ -129,6 +129,18 @@ def get_model(session: Session, model_id: int) -> Model:
     if model is None:
         raise not_found(f"model {model_id}")
     return model
+
+
+def current_scan_text(session: Session, model_id: int, what: str) -> str:
+    """The ``report``, ``attestation`` or ``card`` of the model's current scan; 404 when there is none."""
+    if what not in ("report", "attestation", "card"):
+        raise ValueError(what)
+    model = get_model(session, model_id)
+    scan = session.get(Scan, model.current_scan_id) if model.current_scan_id else None
+    text: str | None = getattr(scan, what) if scan is not None else None
+    if not text:
+        raise not_found(f"the {what} of model {model_id}")
+    return text
 
 
 def find_model(session: Session, ref: str) -> Model | None:

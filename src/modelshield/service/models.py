@@ -130,15 +130,18 @@ class Scan(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     verdict: Mapped[str | None] = mapped_column(String(8), default=None)
     decision: Mapped[dict[str, Any] | None] = mapped_column(default=None)
-    report: Mapped[str | None] = mapped_column(Text, default=None)
-    attestation: Mapped[str | None] = mapped_column(Text, default=None)
+    #: The big texts are loaded only when asked for (model pages and lists never need them).
+    report: Mapped[str | None] = mapped_column(Text, default=None, deferred=True)
+    attestation: Mapped[str | None] = mapped_column(Text, default=None, deferred=True)
     attestation_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
-    card: Mapped[str | None] = mapped_column(Text, default=None)
+    card: Mapped[str | None] = mapped_column(Text, default=None, deferred=True)
     expires_at: Mapped[_dt.datetime | None] = mapped_column(default=None)
     rules_version: Mapped[str | None] = mapped_column(String(32), default=None)
     advisory_snapshot: Mapped[str | None] = mapped_column(String(32), default=None)
     cache_key: Mapped[str | None] = mapped_column(String(64), index=True, default=None)
     detail: Mapped[str] = mapped_column(Text, default="")
+    #: True when ``report`` holds a report (kept so pages need not load it).
+    has_report: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Job(Base):

@@ -379,6 +379,7 @@ def store_result(
         verdict=result.verdict,
         decision=result.decision,
         report=result.report,
+        has_report=result.report is not None,
         attestation=result.attestation,
         attestation_sha256=result.attestation_sha256,
         card=result.card,

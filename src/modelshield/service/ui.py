@@ -23,7 +23,7 @@ from modelshield.service import audit, auth, catalog, policy_store, registration
 from modelshield.service.auth import Principal
 from modelshield.service.deps import Services, services
 from modelshield.service.errors import ServiceError, forbidden, invalid, not_found, unauthorized
-from modelshield.service.models import STATUSES, Model, Scan, Token, Waiver, Webhook
+from modelshield.service.models import STATUSES, Model, Token, Waiver, Webhook
 from modelshield.service.uploads import receive
 
 router = APIRouter()
@@ -199,11 +199,7 @@ def model_page(request: Request, model_id: int, done: str | None = None) -> HTML
 def _scan_download(request: Request, model_id: int, what: str) -> Response:
     parts, _ = _user(request)
     with parts.db.read() as session:
-        model = catalog.get_model(session, model_id)
-        scan = session.get(Scan, model.current_scan_id) if model.current_scan_id else None
-    body = getattr(scan, what, None) if scan is not None else None
-    if not body:
-        raise not_found(f"{what} of model {model_id}")
+        body = catalog.current_scan_text(session, model_id, what)
     names = {"attestation": "modelshield.attestation.dsse.json", "card": "README.md", "report": "report.json"}
     media = {"attestation": "application/json", "card": "text/markdown; charset=utf-8", "report": "application/json"}
     return Response(

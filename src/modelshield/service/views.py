@@ -47,7 +47,7 @@ def model_detail(session: Session, model: Model) -> dict[str, Any]:
         for finding in item.findings or []
         if finding.get("category") == "vulnerability"
     ]
-    has_attestation = scan is not None and scan.attestation is not None
+    has_attestation = scan is not None and scan.attestation_sha256 is not None
     return {
         **model_summary(model),
         "source": {"kind": model.source_kind, "ref": model.source_ref},
@@ -70,7 +70,7 @@ def model_detail(session: Session, model: Model) -> dict[str, Any]:
         "scanned_at": when(scan.finished_at) if scan else None,
         "attestation_url": f"/api/v1/models/{model.id}/attestation" if has_attestation else None,
         "card_url": f"/api/v1/models/{model.id}/card" if has_attestation else None,
-        "report_url": f"/api/v1/models/{model.id}/report" if scan is not None and scan.report else None,
+        "report_url": f"/api/v1/models/{model.id}/report" if scan is not None and scan.has_report else None,
         "badge_url": f"/badge/{model.name}.svg",
         "attestation_expires_at": when(model.attestation_expires_at),
         "last_verified_at": when(model.last_verified_at),
