@@ -374,6 +374,50 @@ def run_sql(server: LiveServer, statement: str, **params: Any) -> None:
         engine.dispose()
 
 
+def test_models_are_evaluated_again_when_rules_or_advisory_data_change(
+    server: LiveServer, publisher: httpx.Client, tmp_path: Path
+) -> None:
+    files = {"model.safetensors": models.benign_safetensors(tmp_path, 61).read_bytes()}
+    model = wait_model(publisher, upload_named(publisher, "re-evaluated", files).json()["id"])
+    first = publisher.get(f"/api/v1/models/{model['id']}/history").json()["history"][0]
+    # As if the scan had run under older rules, then older advisory data (an upgrade, `advisories update`).
+    for column, value, reason in (
+        ("rules_version", "0.0-old", "rules-changed"),
+        ("advisory_snapshot", "2000-01-01", "advisories-changed"),
+    ):
+        run_sql(server, f"UPDATE scans SET {column} = :v WHERE model_id = :m", v=value, m=model["id"])
+
+        def rescanned(reason: str = reason) -> dict[str, Any] | None:
+            latest = publisher.get(f"/api/v1/models/{model['id']}/history").json()["history"][0]
+            return latest if latest["reason"] == reason and latest["kind"] == "scan" else None
+
+        latest = wait_for(rescanned, 60, reason)
+        assert (
+            latest["rules_version"] == first["rules_version"]
+            and latest["advisory_snapshot"] == first["advisory_snapshot"]
+        )
+        assert latest["outcome"] == "passed"
+
+
+def test_attestations_are_renewed_before_they_expire(
+    server: LiveServer, publisher: httpx.Client, tmp_path: Path
+) -> None:
+    import datetime as dt
+
+    files = {"model.safetensors": models.benign_safetensors(tmp_path, 71).read_bytes()}
+    model = wait_model(publisher, upload_named(publisher, "renewed", files).json()["id"])
+    soon = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(hours=1)
+    run_sql(server, "UPDATE models SET attestation_expires_at = :t WHERE id = :m", t=soon, m=model["id"])
+
+    def renewed() -> dict[str, Any] | None:
+        latest = publisher.get(f"/api/v1/models/{model['id']}/history").json()["history"][0]
+        return latest if latest["reason"] == "renew" else None
+
+    latest = wait_for(renewed, 60, "renewal")
+    assert latest["outcome"] == "passed" and latest["expires_at"] > model["attestation_expires_at"]
+    assert publisher.get(f"/api/v1/models/{model['id']}").json()["attestation_expires_at"] == latest["expires_at"]
+
+
 def test_the_audit_log_is_append_only(server: LiveServer, admin: httpx.Client, benign: dict[str, Any]) -> None:
     entries = admin.get("/api/v1/audit", params={"limit": 1000}).json()["entries"]
     actions = {e["action"] for e in entries}
@@ -610,3 +654,64 @@ def test_dynamic_analysis_runs_in_the_sandbox_or_the_scan_fails_closed(publisher
     assert not canary.exists()
     only_card = upload_named(publisher, "only-a-card", {"README.md": b"# nothing else\n"})
     assert only_card.status_code == 422 and error_code(only_card) == "empty_model"
+
+
+# --------------------------------------------------------------------------------------------- pure parts
+
+
+@pytest.mark.parametrize(
+    "name", ["model.safetensors", "tokenizer/vocab.json", "README.md", "a b/c-d_e.f", "日本/重み.bin"]
+)
+def test_clean_relpath_keeps_ordinary_names(name: str) -> None:
+    from modelshield.service.storage import clean_relpath
+
+    assert clean_relpath(name) == name
+
+
+def test_clean_relpath_never_lets_a_name_escape(tmp_path: Path) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from modelshield.service.errors import ServiceError
+    from modelshield.service.storage import clean_relpath
+
+    root = (tmp_path / "model").resolve()
+    parts = st.sampled_from(["..", ".", "", "a", "b.bin", "\\", "/", "\x00", "C:", "..\\", ".git", "x" * 300])
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(parts, min_size=1, max_size=6).map("/".join))
+    def check(name: str) -> None:
+        try:
+            cleaned = clean_relpath(name)
+        except ServiceError as exc:
+            assert exc.status == 400 and exc.code == "invalid_file_name"
+            return
+        target = root.joinpath(*cleaned.split("/")).resolve()
+        assert root in target.parents
+
+    check()
+
+
+def test_badge_states_and_catalog_status() -> None:
+    import datetime as dt
+
+    from modelshield.service.badges import badge_state, shields_json, svg
+    from modelshield.service.scanning import status_of
+
+    now = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    later, earlier = now + dt.timedelta(days=1), now - dt.timedelta(days=1)
+    assert badge_state("passed", later, now) == "passed"
+    assert badge_state("passed", earlier, now) == "expired"
+    assert badge_state("warn", later, now) == "warn"
+    assert badge_state("scanning", None, now) == "pending"
+    assert badge_state("scan_failed", later, now) == "failed"
+    assert badge_state("revoked", later, now) == "revoked"
+    assert shields_json("expired")["color"] == "orange" and "<script" not in svg("passed")
+    allow = {"decision": "allow", "profile": "internal", "waivers_applied": []}
+    assert status_of("pass", allow)[0] == "passed"
+    assert status_of("warn", allow)[0] == "warn"
+    assert status_of("pass", {**allow, "waivers_applied": [{"rule": "x"}]})[0] == "warn"
+    assert status_of("pass", {"decision": "deny", "profile": "production", "failed": ["denied_formats"]}) == (
+        "failed",
+        "denied under profile production: denied_formats",
+    )
