@@ -37,8 +37,12 @@ _CHILD = textwrap.dedent(
             for a in report.artifacts
         ]
         loaded = sorted(m for m in sys.modules if m.startswith("modelshield."))
+        from modelshield.rules import rules_loaded_on_demand
+
+        undeclared = rules_loaded_on_demand()  # a finding's rule was not declared by the modules the scan loaded
         return {"artifacts": arts, "loaded": loaded, "detected": reader.name if reader else None,
-                "detection_loaded": detection_loaded}
+                "detection_loaded": detection_loaded,
+                "undeclared_rule": undeclared}
 
     assert not any(m.startswith("modelshield") for m in sys.modules), "the parent must not import modelshield"
     results = {}
@@ -74,7 +78,8 @@ def fresh_outcomes(paths: Sequence[str], timeout: float = 600) -> dict[str, dict
     """Scan each path in its own fresh child: ``{path: {"artifacts": Outcome, "loaded": modules, "detected": reader}}``.
 
     ``detected`` is the reader detection picks for the file (before the scan, in the same child), and
-    ``detection_loaded`` the modelshield modules loaded once detection was done.
+    ``detection_loaded`` the modelshield modules loaded once detection was done; ``undeclared_rule`` is
+    true when a finding named a rule that no module the scan had loaded declared.
     """
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD],

@@ -47,11 +47,42 @@ def rule(
 
 
 def get_rule(rule_id: str) -> Rule:
-    """Look up a declared rule; unknown ids get a generic description (never crash a report)."""
+    """Look up a declared rule; unknown ids get a generic description (never crash a report).
+
+    Rules are declared by the modules that emit them, and a fresh process imports only the modules
+    its files need. An id not declared yet makes every rule-declaring module load first
+    (:func:`load_all_rules`), so a finding never silently gets the generic severity because the
+    module that declares its rule happened not to be imported.
+    """
     found = _CATALOGUE.get(rule_id)
+    if found is None and not _all_loaded:
+        load_all_rules()
+        found = _CATALOGUE.get(rule_id)
     if found is None:
         return Rule(rule_id, rule_id, Severity.MEDIUM, Category.UNSAFE_CONFIG, f"Finding of rule {rule_id}.")
     return found
+
+
+_all_loaded = False
+
+
+def load_all_rules() -> None:
+    """Import every module that declares rules (all of modelshield but the CLI and the service), once."""
+    global _all_loaded
+    if _all_loaded:
+        return
+    _all_loaded = True
+    from modelshield._discovery import import_all
+
+    import_all("modelshield.formats")
+    import_all("modelshield.analyzers")
+    skip = frozenset({"interface", "cli", "sandbox", "guard", "__main__"})
+    import_all("modelshield", skip=skip, skip_packages=frozenset({"service"}))  # the service declares no rules
+
+
+def rules_loaded_on_demand() -> bool:
+    """True when some lookup had to load every rule module (a rule its emitter did not declare first)."""
+    return _all_loaded
 
 
 def all_rules() -> dict[str, Rule]:

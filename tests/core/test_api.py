@@ -26,3 +26,18 @@ def test_modelshield_scan_can_be_called_again_and_again(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "pass,pass,pass,pass"
+
+
+def test_a_rule_declared_in_an_unloaded_module_keeps_its_severity() -> None:
+    # get_rule loads every rule-declaring module before it falls back to the generic (medium) rule
+    code = textwrap.dedent(
+        """
+        import sys
+        from modelshield.rules import get_rule
+        assert "modelshield.formats.onnx_shapes" not in sys.modules
+        print(get_rule("ONNX-SHAPE-BOMB").severity.label, get_rule("NO-SUCH-RULE").severity.label)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["high", "medium"]

@@ -559,6 +559,9 @@ def test_a_fresh_process_reads_each_format_as_the_catalog_declares(minimal_files
     for fmt, path in minimal_files:
         got = as_outcome(fresh[str(path)])
         assert got == eager[str(path)], f"{path.name}: a fresh process found other things than a preloaded one"
+        assert not fresh[str(path)]["undeclared_rule"], (
+            f"{path.name}: a finding's rule was declared by no loaded module"
+        )
         detected = fresh[str(path)]["detected"]
         assert detected == fmt, f"{path.name}: detected as {detected} in a fresh process, the catalog says {fmt}"
         loaded = {m for m in fresh[str(path)]["detection_loaded"] if m in {e.module for e in CATALOG}}  # type: ignore[union-attr]

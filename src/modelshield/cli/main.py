@@ -146,13 +146,9 @@ def demo(keep: Path | None, fmt: str) -> int:
 
 def rules() -> int:
     """List every rule id with its default severity, category and title."""
-    from modelshield._discovery import import_all
-    from modelshield.rules import all_rules
+    from modelshield.rules import all_rules, load_all_rules
 
-    import_all("modelshield.formats")
-    import_all("modelshield.analyzers")
-    skip = frozenset({"interface", "cli", "sandbox", "guard", "__main__"})
-    import_all("modelshield", skip=skip, skip_packages=frozenset({"service"}))  # the service extra declares no rules
+    load_all_rules()
     for rule in sorted(all_rules().values(), key=lambda r: r.id):
         print(f"{rule.id:32} {rule.severity.label:8} {rule.category.value:15} {rule.title}")
     return EXIT_OK
