@@ -13,12 +13,14 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 
+from modelshield.errors import UsageError
 from modelshield.service.settings import ENV_ADMIN_TOKEN, ENV_DATABASE_URL, ENV_PARENT_PID, Settings
 
 log = logging.getLogger("modelshield.service.server")
@@ -142,17 +144,37 @@ class Supervisor:
                 proc.wait(5)
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``, or a UsageError saying the address cannot be used."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="another modelshield serve may be running there; choose another address with --host/--port",
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve(settings: Settings, host: str, port: int, workers: int, create_token: str | None, log_level: str) -> int:
     """Run the catalog until stopped; returns the exit code."""
     import uvicorn
 
     from modelshield.service.app import create_app
 
+    listener = _listen(host, port)  # before anything starts: a taken port is a clear error, no workers left behind
     prepare(settings)
     token = bootstrap_tokens(settings, create_token)
     if token is not None:
         print(token, flush=True)
-        print(f"created a {create_token} token (shown once, above)", file=sys.stderr)
+        article = "an" if create_token and create_token[0] in "aeiou" else "a"
+        print(f"created {article} {create_token} token (shown once, above)", file=sys.stderr)
     supervisor = Supervisor(settings, workers)
     app = create_app(settings, expected_workers=workers)
     config = uvicorn.Config(
@@ -176,7 +198,7 @@ def serve(settings: Settings, host: str, port: int, workers: int, create_token: 
         file=sys.stderr,
     )
     try:
-        server.run()
+        server.run(sockets=[listener])
     except SystemExit as exc:  # uvicorn exits when it cannot bind
         return int(exc.code or 0) and 2
     finally:
