@@ -91,39 +91,48 @@ class LiveServer:
         """Create the admin token, start the server, wait for /healthz; raises LiveServerError with the log tail."""
         data_dir.mkdir(parents=True, exist_ok=True)
         admin = create_token(data_dir, database_url, "admin", "test-admin")
-        port = free_port()
         log_path = data_dir / "serve.log"
-        argv = [
-            *modelshield_argv(),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--database-url",
-            database_url,
-            "--workers",
-            str(workers),
-            *(extra_args or []),
-        ]
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(
-                argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                env={**os.environ, **(env or {})},
-            )
-        server = cls(f"http://127.0.0.1:{port}", admin, data_dir, database_url, process, log_path)
-        try:
-            server.wait_healthy(START_TIMEOUT, workers=workers)
-        except BaseException:
-            server.stop()
-            raise
-        return server
+        for attempt in range(3):  # another process may take the probed free port before serve binds it
+            port = free_port()
+            argv = [
+                *modelshield_argv(),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+                "--database-url",
+                database_url,
+                "--workers",
+                str(workers),
+                *(extra_args or []),
+            ]
+            logged = log_path.stat().st_size if log_path.exists() else 0
+            with open(log_path, "ab") as log:
+                process = subprocess.Popen(
+                    argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    env={**os.environ, **(env or {})},
+                )
+            server = cls(f"http://127.0.0.1:{port}", admin, data_dir, database_url, process, log_path)
+            try:
+                server.wait_healthy(START_TIMEOUT, workers=workers)
+            except LiveServerError:
+                server.stop()
+                this_start = log_path.read_bytes()[logged:].decode(errors="replace")
+                if attempt < 2 and ("address already in use" in this_start.lower() or "errno 98" in this_start):
+                    continue
+                raise
+            except BaseException:
+                server.stop()
+                raise
+            return server
+        raise AssertionError("unreachable")
 
     def log_tail(self, chars: int = 4000) -> str:
         """The end of what the server printed."""

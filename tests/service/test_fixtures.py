@@ -5,11 +5,13 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tests.service import models
 from tests.service.conftest import Databases, plain_psycopg_url
+from tests.service.live import LiveServer
 
 
 def test_each_database_kind_is_a_fresh_writable_database(database_url: str) -> None:
@@ -68,3 +70,33 @@ def test_generated_models_get_the_expected_cli_verdicts(tmp_path: Path) -> None:
     done = subprocess.run([*cli, str(evil)], capture_output=True, text=True, check=False)
     assert done.returncode == 1 and '"critical"' in done.stdout.lower()
     assert not canary.exists()
+
+
+def _process_group(pgid: int) -> set[int]:
+    """Live (not zombie) processes whose process group is ``pgid``, from /proc."""
+    members = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.add(int(stat.parent.name))
+    return members
+
+
+def test_live_server_answers_with_its_tokens_and_stops_with_its_workers(
+    live_server_factory: Callable[..., LiveServer], new_database: Databases
+) -> None:
+    server = live_server_factory(new_database("sqlite"), workers=2)
+    health = server.wait_healthy(30, workers=2)
+    assert health["status"] == "ok" and health["workers"]["alive"] == 2
+    with server.client() as admin, server.client(server.token("viewer")) as viewer:
+        assert admin.get("/api/v1/me").json()["role"] == "admin"
+        assert viewer.get("/api/v1/me").json()["role"] == "viewer"
+    with server.client("") as anonymous:
+        assert anonymous.get("/api/v1/me").status_code == 401
+    group = _process_group(server.process.pid)
+    assert len(group) >= 3, "serve and its 2 workers share the process group"
+    assert server.stop() == 0, server.log_tail()  # SIGTERM: a clean exit, the workers with it
+    assert not _process_group(server.process.pid)
