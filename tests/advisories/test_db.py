@@ -120,3 +120,59 @@ def test_update_cli_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(SystemExit) as exc:
         main(["advisories", "update", "--from", str(archive)])
     assert exc.value.code == 2 and not (tmp_path / "data").exists()
+
+
+def _format_1(db: AdvisoryDB, indent: int | None = None) -> str:
+    """The single-document format earlier versions wrote (and users may still have)."""
+    packages = {pkg: [a.to_compact() for a in sorted(advs, key=lambda a: a.id)] for pkg, advs in db.packages.items()}
+    document = {"format": 1, "snapshot": db.snapshot, "source": db.source, "count": len(db), "packages": packages}
+    return json.dumps(document, indent=indent, ensure_ascii=False) + "\n"
+
+
+def test_shipped_file_is_a_header_and_one_line_per_package(tmp_path: Path) -> None:
+    from modelshield.advisories.db import shipped_path
+
+    text = shipped_path().read_text(encoding="utf-8")
+    db = AdvisoryDB.from_json(text, "shipped")
+    lines = text.splitlines()
+    assert json.loads(lines[0]) == {"format": 2, "snapshot": db.snapshot, "source": db.source, "count": len(db)}
+    assert [line.split("\t", 1)[0] for line in lines[1:]] == sorted(db.packages)
+    assert db.to_json() == text  # what scripts/build_advisories.py writes, byte for byte
+    for indent in (None, 1):  # format 1, on one line or pretty-printed: the same records
+        old = AdvisoryDB.from_json(_format_1(db, indent), "old")
+        assert (old.snapshot, old.source) == (db.snapshot, db.source)
+        assert dict(old.packages.items()) == dict(db.packages.items())
+
+
+def test_a_package_line_is_decoded_on_first_use_and_errors_name_file_line_and_package(tmp_path: Path) -> None:
+    good = AdvisoryDB.from_json(load_db().to_json(), "x")
+    torch_line = next(line for line in good.to_json().splitlines() if line.startswith("torch\t"))
+    header = '{"format":2,"snapshot":"2026-01-01","source":"s","count":0}\n'
+    text = header + 'broken\t[{"id": \n' + torch_line + "\n"
+    db = AdvisoryDB.from_json(text, "db.json")
+    assert "broken" in db.packages and "torch" in db.packages and "numpy" not in db.packages
+    assert db.for_package("torch") == good.for_package("torch") and db.for_package("numpy") == ()
+    with pytest.raises(AdvisoryDataError, match=r"db\.json:2: field packages\.broken: not valid JSON"):
+        db.for_package("broken")
+    no_tab = header + "torch [] \n"
+    with pytest.raises(AdvisoryDataError, match=r"db\.json:2: field packages"):
+        AdvisoryDB.from_json(no_tab, "db.json")
+    with pytest.raises(AdvisoryDataError, match="expected advisory database format 2"):
+        AdvisoryDB.from_json('{"format": 3}\n', "db.json")
+    with pytest.raises(AdvisoryDataError, match=r"db\.json:2: field \(top level\): not valid JSON"):
+        AdvisoryDB.from_json('{"format": 1,\n "packages": {', "db.json")
+
+
+def test_a_user_copy_in_format_1_still_wins_when_newer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelshield.advisories.db import clear_cache
+
+    shipped = load_db()
+    newer = AdvisoryDB("2099-01-01", "user copy", {"torch": shipped.for_package("torch")})
+    (tmp_path / "advisories.json").write_text(_format_1(newer), encoding="utf-8")
+    monkeypatch.setenv("MODELSHIELD_DATA_DIR", str(tmp_path))
+    clear_cache()
+    try:
+        db = load_db()
+        assert db.snapshot == "2099-01-01" and db.for_package("torch") == shipped.for_package("torch")
+    finally:
+        clear_cache()

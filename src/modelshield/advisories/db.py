@@ -5,6 +5,12 @@ The package ships ``modelshield/data/advisories/advisories.json`` (built by
 imported with ``modelshield advisories update`` lives in the user data folder and wins when its
 snapshot is newer. Records are indexed by normalised package name, so a lookup only ever looks
 at the advisories of one package.
+
+The file is a JSON header line (format, snapshot, source, count) followed by one line per
+package: its name, a tab, and its compact records as a JSON array. Reading it decodes only the
+header; a package's line is decoded when the package is first looked up (a scan needs one to
+three of the ~30 packages, and decoding the whole file was ~3 ms of every scan). Files in the
+single-JSON-document format of earlier versions (format 1) are still read.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ from modelshield.errors import ModelShieldError
 if TYPE_CHECKING:
     from pathlib import Path
 
-FORMAT_VERSION = 1
+#: The format written: a header line, then one ``package<TAB>records`` line per package.
+FORMAT_VERSION = 2
+#: The format of earlier versions, still read: one JSON document with every package's records.
+DOCUMENT_FORMAT_VERSION = 1
 SHIPPED_NAME = "advisories.json"
 
 
@@ -143,11 +152,13 @@ class _LazyPackages(Mapping[str, tuple[Advisory, ...]]):
     """Package -> advisories, decoding a package's compact records on first access.
 
     A scan looks at one or two packages; decoding all ~1,300 records up front cost ~6 ms of
-    every start. The structure is checked when the file is read; a malformed record raises
-    AdvisoryDataError (naming file, package and record) when its package is first used.
+    every start. ``raw`` maps each normalised name to (name as written, records, line): the
+    records as decoded JSON (format 1) or as the JSON text of the package's line (format 2).
+    A malformed line or record raises AdvisoryDataError (naming file, line, package and record)
+    when its package is first used.
     """
 
-    def __init__(self, raw: dict[str, tuple[str, list[Any]]], file: str) -> None:
+    def __init__(self, raw: dict[str, tuple[str, list[Any] | str, int | None]], file: str) -> None:
         self._raw = raw
         self._file = file
         self._decoded: dict[str, tuple[Advisory, ...]] = {}
@@ -155,10 +166,24 @@ class _LazyPackages(Mapping[str, tuple[Advisory, ...]]):
     def __getitem__(self, key: str) -> tuple[Advisory, ...]:
         found = self._decoded.get(key)
         if found is None:
-            _package, records = self._raw[key]
+            package, records, line = self._raw[key]
+            if isinstance(records, str):
+                records = self._decode(package, records, line)
             found = tuple(Advisory.from_compact(key, rec, self._file) for rec in records)
             self._decoded[key] = found
         return found
+
+    def _decode(self, package: str, text: str, line: int | None) -> list[Any]:
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise AdvisoryDataError(self._file, f"packages.{package}", f"not valid JSON: {exc.msg}", line) from None
+        if not isinstance(records, list):
+            raise AdvisoryDataError(self._file, f"packages.{package}", "expected a list of advisories", line)
+        return records
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._raw
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._raw)
@@ -193,36 +218,63 @@ class AdvisoryDB:
         return sum(len(v) for v in self.packages.values())
 
     def to_json(self) -> str:
-        """Serialize to the compact shipped format (stable order, one package per key)."""
-        payload = {
-            "format": FORMAT_VERSION,
-            "snapshot": self.snapshot,
-            "source": self.source,
-            "count": len(self),
-            "packages": {
-                pkg: [a.to_compact() for a in sorted(advs, key=lambda a: a.id)]
-                for pkg, advs in sorted(self.packages.items())
-            },
-        }
-        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, sort_keys=False) + "\n"
+        """Serialize to the shipped format (see the module docstring): stable order, one line per package."""
+        header = {"format": FORMAT_VERSION, "snapshot": self.snapshot, "source": self.source, "count": len(self)}
+        lines = [_compact_json(header)]
+        for pkg, advs in sorted(self.packages.items()):
+            if not pkg or any(c in pkg for c in "\t\n\r"):
+                raise AdvisoryDataError(
+                    "(database)", f"packages.{pkg!r}", "a package name cannot hold a tab or newline"
+                )
+            lines.append(pkg + "\t" + _compact_json([a.to_compact() for a in sorted(advs, key=lambda a: a.id)]))
+        return "\n".join(lines) + "\n"
 
     @classmethod
     def from_json(cls, text: str, file: str) -> AdvisoryDB:
-        """Parse the compact format; raise AdvisoryDataError with file/line/field when malformed."""
+        """Parse the shipped format (or format 1); raise AdvisoryDataError with file/line/field when malformed.
+
+        Only the header line is decoded here; each package's line is decoded on first use.
+        """
+        first, _, rest = text.partition("\n")
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise AdvisoryDataError(file, "", f"not valid JSON: {exc.msg}", exc.lineno) from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
-            raise AdvisoryDataError(file, "format", f"expected advisory database format {FORMAT_VERSION}")
+            head = json.loads(first)
+        except json.JSONDecodeError:
+            head = None  # not a header line: a format 1 document written over several lines
+        if isinstance(head, dict) and head.get("format") == FORMAT_VERSION:
+            return cls._from_lines(head, rest, file)
+        if not isinstance(head, dict) or rest.strip():
+            try:
+                head = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise AdvisoryDataError(file, "", f"not valid JSON: {exc.msg}", exc.lineno) from None
+        return cls._from_document(head, file)
+
+    @classmethod
+    def _from_lines(cls, head: dict[str, Any], body: str, file: str) -> AdvisoryDB:
+        raw: dict[str, tuple[str, list[Any] | str, int | None]] = {}
+        for number, line in enumerate(body.split("\n"), start=2):
+            if not line:
+                continue
+            pkg, tab, records = line.partition("\t")
+            if not tab or not pkg:
+                raise AdvisoryDataError(file, "packages", "expected a line 'package<TAB>records'", number)
+            raw[normalise(pkg)] = (pkg, records, number)
+        return cls(str(head.get("snapshot", "unknown")), str(head.get("source", "")), _LazyPackages(raw, file))
+
+    @classmethod
+    def _from_document(cls, data: object, file: str) -> AdvisoryDB:
+        if not isinstance(data, dict) or data.get("format") != DOCUMENT_FORMAT_VERSION:
+            raise AdvisoryDataError(
+                file, "format", f"expected advisory database format {FORMAT_VERSION} (or {DOCUMENT_FORMAT_VERSION})"
+            )
         packages = data.get("packages")
         if not isinstance(packages, dict):
             raise AdvisoryDataError(file, "packages", "expected an object of package -> advisories")
-        raw: dict[str, tuple[str, list[Any]]] = {}
+        raw: dict[str, tuple[str, list[Any] | str, int | None]] = {}
         for pkg, recs in packages.items():
             if not isinstance(recs, list):
                 raise AdvisoryDataError(file, f"packages.{pkg}", "expected a list of advisories")
-            raw[normalise(pkg)] = (pkg, recs)
+            raw[normalise(pkg)] = (pkg, recs, None)
         return cls(str(data.get("snapshot", "unknown")), str(data.get("source", "")), _LazyPackages(raw, file))
 
     @classmethod
@@ -232,6 +284,10 @@ class AdvisoryDB:
         for adv in advisories:
             grouped.setdefault(normalise(adv.package), []).append(adv)
         return cls(snapshot, source, {k: tuple(v) for k, v in grouped.items()})
+
+
+def _compact_json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _shipped_file() -> str:
