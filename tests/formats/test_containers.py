@@ -820,3 +820,32 @@ def test_plain_pickles_and_model_files_are_not_taken_for_containers() -> None:
         blob = bytes_blob(data)
         claimed = [r.name for r in CONTAINER_READERS if r.sniff(data, blob)]
         assert claimed == [], (data[:20], claimed)
+
+
+@pytest.mark.parametrize(
+    ("decoder", "data"),
+    [
+        ("xz", lzma.compress(PAYLOAD * 50)),
+        ("lzma-alone", lzma.compress(PAYLOAD * 50, format=lzma.FORMAT_ALONE)),
+        ("bzip2", bz2.compress(PAYLOAD * 50)),
+    ],
+)
+def test_corrupt_lzma_and_bzip2_streams_report_the_decompressor_error(decoder: str, data: bytes) -> None:
+    from modelshield.formats._containers import DECODERS, Budget, decode_stream
+
+    corrupt = data[:14] + bytes(b ^ 0x55 for b in data[14:60]) + data[60:]
+    out: list[bytes] = []
+    outcome = decode_stream([corrupt], DECODERS[decoder], out.append, Budget(Limits()))
+    expected = {"xz": "LZMAError: ", "lzma-alone": "LZMAError: ", "bzip2": "OSError: "}[decoder]
+    assert outcome.error.startswith(expected) and not outcome.complete
+    whole = decode_stream([data], DECODERS[decoder], out.append, Budget(Limits()))
+    assert whole.complete and whole.size == len(PAYLOAD) * 50 and not whole.error
+
+
+def test_bad_raw_lzma_properties_are_a_decode_error_not_a_crash() -> None:
+    from modelshield.formats._containers import DECODE_ERRORS, Budget, decode_stream, raw_lzma1_decoder
+
+    bad_props = b"\xff\x00\x00\x01\x00"
+    outcome = decode_stream([b"x" * 64], lambda: raw_lzma1_decoder(bad_props), [].append, Budget(Limits()))
+    assert outcome.error == "LZMAError: bad LZMA properties"
+    assert not any(cls.__module__ == "lzma" for cls in DECODE_ERRORS)  # lzma imported by the streams needing it

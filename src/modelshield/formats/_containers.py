@@ -12,14 +12,12 @@ Nothing here executes what it reads.
 
 from __future__ import annotations
 
-import bz2
 import io
-import lzma
 import os
 import re
 import zlib
 from collections.abc import Callable, Iterator
-from typing import IO, BinaryIO, Protocol
+from typing import IO, Any, BinaryIO, Protocol
 
 from modelshield._record import record
 from modelshield.errors import LimitExceeded
@@ -261,10 +259,60 @@ class ZlibDecoder:
         return self._obj.unused_data
 
 
+class DecoderError(ValueError):
+    """A decompressor's own error (``lzma.LZMAError``), re-raised as a ValueError.
+
+    So :data:`DECODE_ERRORS` names no lzma class and the lzma module is only imported by a
+    stream that needs it. ``str()`` is the original's ``Name: message``, as reports show it.
+    """
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(f"{type(original).__name__}: {original}")
+
+
+class _LzmaDecoder:
+    """An ``lzma.LZMADecompressor`` raising :class:`DecoderError` instead of ``lzma.LZMAError``."""
+
+    __slots__ = ("_obj", "_error")
+
+    def __init__(self, **options: Any) -> None:
+        import lzma
+
+        self._error = lzma.LZMAError
+        try:
+            self._obj = lzma.LZMADecompressor(**options)
+        except lzma.LZMAError as exc:
+            raise DecoderError(exc) from exc
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        """Decompress ``data``, returning at most ``max_length`` bytes."""
+        try:
+            return self._obj.decompress(data, max_length)
+        except self._error as exc:
+            raise DecoderError(exc) from exc
+
+    @property
+    def eof(self) -> bool:
+        """True once the end of the stream was reached."""
+        return self._obj.eof
+
+    @property
+    def needs_input(self) -> bool:
+        """False while output is pending without new input."""
+        return self._obj.needs_input
+
+    @property
+    def unused_data(self) -> bytes:
+        """Bytes after the end of the stream."""
+        return self._obj.unused_data
+
+
 def raw_lzma1_decoder(props: bytes) -> Decoder:
     """A raw LZMA1 decoder from the 5 property bytes (zip method 14 and friends)."""
+    import lzma
+
     if len(props) < 5 or props[0] >= 9 * 5 * 5:
-        raise lzma.LZMAError("bad LZMA properties")
+        raise DecoderError(lzma.LZMAError("bad LZMA properties"))
     lc, rest = props[0] % 9, props[0] // 9
     filt = {
         "id": lzma.FILTER_LZMA1,
@@ -273,7 +321,28 @@ def raw_lzma1_decoder(props: bytes) -> Decoder:
         "pb": rest // 5,
         "dict_size": int.from_bytes(props[1:5], "little"),
     }
-    return lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt])
+    return _LzmaDecoder(format=lzma.FORMAT_RAW, filters=[filt])
+
+
+def xz_decoder() -> Decoder:
+    """An xz stream decoder."""
+    import lzma
+
+    return _LzmaDecoder(format=lzma.FORMAT_XZ)
+
+
+def lzma_alone_decoder() -> Decoder:
+    """A legacy ``.lzma`` (LZMA-alone) stream decoder."""
+    import lzma
+
+    return _LzmaDecoder(format=lzma.FORMAT_ALONE)
+
+
+def bzip2_decoder() -> Decoder:
+    """A bzip2 stream decoder."""
+    import bz2
+
+    return bz2.BZ2Decompressor()
 
 
 def lz4_decoder() -> Decoder:
@@ -284,10 +353,9 @@ def lz4_decoder() -> Decoder:
     return decoder
 
 
-#: Exceptions decompressors raise on corrupt input.
+#: Exceptions decompressors raise on corrupt input (lzma's own as :class:`DecoderError`, a ValueError).
 DECODE_ERRORS: tuple[type[BaseException], ...] = (
     zlib.error,
-    lzma.LZMAError,
     OSError,
     EOFError,
     RuntimeError,
@@ -299,9 +367,9 @@ DECODERS: dict[str, Callable[[], Decoder]] = {
     "deflate": lambda: ZlibDecoder(-15),
     "zlib": lambda: ZlibDecoder(15),
     "gzip": lambda: ZlibDecoder(31),
-    "bzip2": bz2.BZ2Decompressor,
-    "xz": lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ),
-    "lzma-alone": lambda: lzma.LZMADecompressor(lzma.FORMAT_ALONE),
+    "bzip2": bzip2_decoder,
+    "xz": xz_decoder,
+    "lzma-alone": lzma_alone_decoder,
     "lz4": lz4_decoder,
 }
 
@@ -382,7 +450,7 @@ def decode_stream(
                 if decoder.needs_input:
                     break
     except DECODE_ERRORS as exc:
-        out.error = f"{type(exc).__name__}: {exc}"
+        out.error = str(exc) if isinstance(exc, DecoderError) else f"{type(exc).__name__}: {exc}"
     out.consumed = fed
     return out
 
