@@ -11,6 +11,7 @@ chat template, a torch pickle ...), which decide how relevant an advisory is.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -282,7 +283,11 @@ def _torch_archive(names: list[str], member: Callable[[str], bytes], facts: Mode
 # --------------------------------------------------------------------------------------------- Keras
 
 
-_KERAS_MODULE = re.compile(r"^(keras|tf_keras|tensorflow\.keras|keras_hub|keras_nlp|keras_cv)(\.|$)")
+@functools.cache  # the regular expressions here are compiled on first use: a scan needs one at most
+def _keras_module() -> re.Pattern[str]:
+    return re.compile(r"^(keras|tf_keras|tensorflow\.keras|keras_hub|keras_nlp|keras_cv)(\.|$)")
+
+
 _LOOKUP_LAYERS = {"StringLookup", "IntegerLookup", "TextVectorization"}
 
 
@@ -296,7 +301,7 @@ def keras_config_patterns(config: object) -> set[str]:
         if cls == "TorchModuleWrapper":
             found.add("keras-torch-wrapper")
         module = node.get("module")
-        if isinstance(module, str) and module and not _KERAS_MODULE.match(module):
+        if isinstance(module, str) and module and not _keras_module().match(module):
             found.add("keras-module-ref")
         if cls in _LOOKUP_LAYERS:
             vocab = (node.get("config") or {}).get("vocabulary") if isinstance(node.get("config"), dict) else None
@@ -327,19 +332,25 @@ def _find_key(config: object, key: str) -> str:
     return ""
 
 
-_H5_VERSION = re.compile(rb"keras_version.{0,160}?(\d+\.\d+\.\d+[\w.+-]*)", re.DOTALL)
-_H5_BACKEND = re.compile(rb"backend.{0,160}?(tensorflow|jax|torch|theano|numpy)", re.DOTALL)
+@functools.cache
+def _h5_version() -> re.Pattern[bytes]:
+    return re.compile(rb"keras_version.{0,160}?(\d+\.\d+\.\d+[\w.+-]*)", re.DOTALL)
+
+
+@functools.cache
+def _h5_backend() -> re.Pattern[bytes]:
+    return re.compile(rb"backend.{0,160}?(tensorflow|jax|torch|theano|numpy)", re.DOTALL)
 
 
 def _hdf5(stream: BinaryIO, name: str, facts: ModelFacts) -> None:
     """Keras attributes of an HDF5 model, found in the raw bytes (attributes are small strings)."""
     data = stream.read(MAX_SCAN_BYTES)
-    version = _H5_VERSION.search(data)
+    version = _h5_version().search(data)
     if version:
         text = version.group(1).decode("ascii", "replace")
         facts.need("keras", text, "made-with", f"HDF5 attribute keras_version={text}")
         facts.details["keras_version"] = text
-    backend = _H5_BACKEND.search(data)
+    backend = _h5_backend().search(data)
     if backend:
         facts.details["backend"] = backend.group(1).decode()
     if re.search(rb'"class_name":\s*"Lambda"', data):
@@ -351,7 +362,9 @@ def _hdf5(stream: BinaryIO, name: str, facts: ModelFacts) -> None:
 # --------------------------------------------------------------------------------------------- pickles
 
 
-_SKLEARN = re.compile(rb"_sklearn_version(?:\x94|q.|r....)?(?:\x8c(.)|X(....)|U(.))", re.DOTALL)
+@functools.cache
+def _sklearn() -> re.Pattern[bytes]:
+    return re.compile(rb"_sklearn_version(?:\x94|q.|r....)?(?:\x8c(.)|X(....)|U(.))", re.DOTALL)
 
 
 PICKLE_MARKER_WINDOW = 2 * 1024 * 1024
@@ -376,7 +389,7 @@ def _pickle(stream: BinaryIO, name: str, facts: ModelFacts) -> None:
 def _pickle_markers(data: bytes, facts: ModelFacts) -> None:
     """scikit-learn version (``_sklearn_version`` in BUILD state) and framework module names."""
     facts.patterns.add("pickle")
-    match = _SKLEARN.search(data)
+    match = _sklearn().search(data)
     if match:
         version = _pickled_string(data, match)
         if version:

@@ -9,6 +9,7 @@ never touch: files, processes, Python's import machinery, or custom native opera
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
 
@@ -67,20 +68,33 @@ BUILTIN_OP_NAMESPACES = frozenset(
         "rngprims",
     }
 )
-_DANGEROUS = re.compile(
-    r"""\b(?:torch\.from_file|ops\.aten\.from_file|aten::from_file|__import__|__builtins__|importlib|subprocess
+# Compiled on first use: a plain PyTorch zip only asks is_torchscript(), which rarely needs one.
+
+
+@functools.cache
+def _dangerous() -> re.Pattern[str]:
+    return re.compile(
+        r"""\b(?:torch\.from_file|ops\.aten\.from_file|aten::from_file|__import__|__builtins__|importlib|subprocess
     |os\.(?:system|popen|exec\w*|spawn\w*|remove|unlink|rmdir|environ|fork|kill)|sys\.modules|builtins\.
     |(?<![\w.])(?:eval|exec|compile|open|globals|locals|breakpoint)\s*\(
     |ctypes|socket|shutil|pickle\.loads?|marshal|load_library)\b""",
-    re.VERBOSE,
-)
-_CUSTOM_OP = re.compile(r"\bops\.([A-Za-z_]\w*)\.([A-Za-z_]\w*)")
-_CODE = re.compile(r"(?:^|/)code/.+\.py$")
+        re.VERBOSE,
+    )
+
+
+@functools.cache
+def _custom_op() -> re.Pattern[str]:
+    return re.compile(r"\bops\.([A-Za-z_]\w*)\.([A-Za-z_]\w*)")
+
+
+@functools.cache
+def _code() -> re.Pattern[str]:
+    return re.compile(r"(?:^|/)code/.+\.py$")
 
 
 def is_code_member(name: str) -> bool:
     """True for TorchScript source members (``<root>/code/...py``)."""
-    return bool(_CODE.search(name))
+    return bool(_code().search(name))
 
 
 def is_torchscript(names: Sequence[str]) -> bool:
@@ -94,12 +108,14 @@ def is_torchscript(names: Sequence[str]) -> bool:
     return False
 
 
-_STRING_LITERAL = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'""")
+@functools.cache
+def _string_literal() -> re.Pattern[str]:
+    return re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'""")
 
 
 def _blank_strings(source: str) -> str:
     """Replace string literals by empty quotes of the same length (exception names are not code)."""
-    return _STRING_LITERAL.sub(lambda m: m.group(0)[0] * 2 + " " * (len(m.group(0)) - 2), source)
+    return _string_literal().sub(lambda m: m.group(0)[0] * 2 + " " * (len(m.group(0)) - 2), source)
 
 
 def check_code(name: str, source: str, ctx: ScanContext) -> Iterator[Finding]:
@@ -109,9 +125,10 @@ def check_code(name: str, source: str, ctx: ScanContext) -> Iterator[Finding]:
     names an exception type, it does not reach Python's builtins.
     """
     code = _blank_strings(source)
-    hits = sorted({m.group(0).strip() for m in _DANGEROUS.finditer(code)})
+    dangerous = _dangerous()
+    hits = sorted({m.group(0).strip() for m in dangerous.finditer(code)})
     if hits:
-        first = _DANGEROUS.search(code)
+        first = dangerous.search(code)
         line = source.count("\n", 0, first.start()) + 1 if first else None
         yield ctx.finding(
             DANGEROUS_CODE.id,
@@ -120,7 +137,7 @@ def check_code(name: str, source: str, ctx: ScanContext) -> Iterator[Finding]:
             detail=f"{name} line {line}",
         )
     custom = sorted(
-        {f"torch.ops.{ns}.{op}" for ns, op in _CUSTOM_OP.findall(source) if ns not in BUILTIN_OP_NAMESPACES}
+        {f"torch.ops.{ns}.{op}" for ns, op in _custom_op().findall(source) if ns not in BUILTIN_OP_NAMESPACES}
     )
     if custom:
         yield ctx.finding(
