@@ -125,7 +125,7 @@ class LiveServer:
             except LiveServerError:
                 server.stop()
                 this_start = log_path.read_bytes()[logged:].decode(errors="replace")
-                if attempt < 2 and ("address already in use" in this_start.lower() or "errno 98" in this_start):
+                if attempt < 2 and any(m in this_start.lower() for m in ("cannot listen on", "address already in use")):
                     continue
                 raise
             except BaseException:
