@@ -337,3 +337,31 @@ def test_large_numpy_pickle_is_benign_end_to_end(tmp_path: object) -> None:
     report = scan(path)
     assert not report.blocking, [f.rule_id for f in report.findings]
     assert not report.coverage_gaps
+
+
+class _CountingStream(io.BytesIO):
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.reads: list[int] = []
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.reads.append(-1 if size is None else size)
+        return super().read(size)
+
+
+def test_window_reads_start_small_after_a_seek_and_grow_to_a_chunk() -> None:
+    from modelshield.formats.pickle.window import CHUNK, FIRST_READ, ByteWindow
+
+    data = bytes(range(256)) * (4 * CHUNK // 256)
+    stream = _CountingStream(data)
+    window = ByteWindow(stream)
+    window.skip_to(CHUNK + 7)  # past the (empty) buffer: a seek
+    got = [window.read(100)]
+    while window.remaining() > 10:  # sequential reading from there on, across every refill
+        got.append(window.read(min(5000, window.remaining() - 10)))
+    assert b"".join(got) == data[CHUNK + 7 : -10]
+    assert stream.reads[:4] == [FIRST_READ, 4 * FIRST_READ, 16 * FIRST_READ, CHUNK] and set(stream.reads[3:]) == {CHUNK}
+    again = ByteWindow(stream)
+    assert again.read(10) == data[:10] and stream.reads[-1] == FIRST_READ  # the start reads small too
+    again.skip_to(3 * CHUNK)
+    assert again.peek(64) == data[3 * CHUNK : 3 * CHUNK + 64] and stream.reads[-1] == FIRST_READ  # after a seek

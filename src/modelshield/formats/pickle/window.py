@@ -3,7 +3,7 @@
 The VM reads opcodes from ``buf`` at index ``pos``; ``base`` is the absolute stream offset of
 ``buf[0]``. :meth:`ByteWindow.fill` guarantees a number of bytes ahead (or fewer at EOF),
 :meth:`ByteWindow.skip_to` seeks past a payload without reading it, so memory stays flat however
-large the payloads are.
+large the payloads are. Reads start small after a seek and grow while reading sequentially.
 """
 
 from __future__ import annotations
@@ -12,6 +12,10 @@ import io
 from typing import BinaryIO
 
 CHUNK = 1 << 18
+#: The first read at the start and after each seek; reads then grow 4x per refill up to the chunk.
+#: A skipped payload is mostly followed by a few opcodes and the next payload (arrays of a NumPy
+#: pickle), so a full chunk read there would mostly be bytes about to be skipped.
+FIRST_READ = 1 << 14
 
 
 class Truncated(Exception):
@@ -25,7 +29,7 @@ class Truncated(Exception):
 class ByteWindow:
     """A sliding window of bytes over ``stream`` starting at stream offset ``start``."""
 
-    __slots__ = ("stream", "buf", "pos", "base", "size", "chunk")
+    __slots__ = ("stream", "buf", "pos", "base", "size", "chunk", "next_read")
 
     def __init__(self, stream: BinaryIO, start: int = 0, chunk: int = CHUNK) -> None:
         self.stream = stream
@@ -35,6 +39,7 @@ class ByteWindow:
         self.pos = 0
         self.base = start
         self.chunk = chunk
+        self.next_read = min(FIRST_READ, chunk)
 
     def tell(self) -> int:
         """Absolute offset of the next unread byte."""
@@ -49,7 +54,10 @@ class ByteWindow:
         have = len(self.buf) - self.pos
         if have >= need:
             return
-        more = self.stream.read(max(self.chunk, need - have))
+        size = self.next_read
+        if size < self.chunk:
+            self.next_read = min(size * 4, self.chunk)
+        more = self.stream.read(max(size, need - have))
         self.base += self.pos
         self.buf = self.buf[self.pos :] + more if have else more
         self.pos = 0
@@ -63,6 +71,7 @@ class ByteWindow:
             self.pos = rel
             return
         self.stream.seek(offset)
+        self.next_read = min(FIRST_READ, self.chunk)
         self.buf = b""
         self.base = offset
         self.pos = 0
