@@ -25,6 +25,14 @@ def benign_pickle(folder: Path, seed: int = 0, name: str = "weights.pkl") -> Pat
     return path
 
 
+def slow_pickle(folder: Path, seed: int = 0, name: str = "slow.pkl") -> Path:
+    """A benign pickle of a million tiny lists (~12 MB): its scan takes a few seconds, long enough to
+    catch the worker that scans it in the act (kill tests); builtins only, the scanner passes it."""
+    path = folder / name
+    path.write_bytes(pickle.dumps([[i, seed] for i in range(1_000_000)], protocol=2))
+    return path
+
+
 def benign_safetensors(folder: Path, seed: int = 0, name: str = "model.safetensors") -> Path:
     """A valid safetensors file with one 2x2 F32 tensor; the seed goes into the metadata and the values."""
     header = json.dumps(

@@ -374,7 +374,9 @@ def test_a_worker_killed_mid_scan_loses_nothing(
     server = live_server_factory(new_database(kind_of(database_url)), workers=0, env=FAST)
     with server.client() as client:
         answer = upload(
-            client, "killed-mid-scan", [models.benign_safetensors(tmp_path, 31), models.benign_pickle(tmp_path, 31)]
+            client,
+            "killed-mid-scan",
+            [models.benign_safetensors(tmp_path, 31), models.benign_pickle(tmp_path, 31), models.slow_pickle(tmp_path)],
         )
         model_id = answer.json()["id"]
         _kill_during_scan(client, server, model_id, FAST)
@@ -397,7 +399,7 @@ def test_a_worker_killed_on_every_attempt_ends_scan_failed(
         new_database(kind_of(database_url)), workers=0, extra_args=["--max-attempts", "2"], env=FAST
     )
     with server.client() as client:
-        answer = upload(client, "always-killed", [models.benign_safetensors(tmp_path, 41)])
+        answer = upload(client, "always-killed", [models.slow_pickle(tmp_path, 41)])  # slow: caught mid-scan
         model_id = answer.json()["id"]
         for attempt in (1, 2):
             _kill_during_scan(client, server, model_id, FAST, attempt)
