@@ -373,20 +373,34 @@ PICKLE_MARKER_WINDOW = 2 * 1024 * 1024
 def _pickle(stream: BinaryIO, name: str, facts: ModelFacts) -> None:
     # Globals and estimator state sit at the start and the end of a pickle; the middle of a big
     # one is tensor bytes. Reading a bounded head and tail keeps this O(1) in the file size.
-    head = stream.read(PICKLE_MARKER_WINDOW)
-    stream.seek(0, 2)
-    size = stream.tell()
-    tail = b""
-    if size > 2 * PICKLE_MARKER_WINDOW:
-        stream.seek(size - PICKLE_MARKER_WINDOW)
-        tail = stream.read(PICKLE_MARKER_WINDOW)
-    elif size > len(head):
-        stream.seek(len(head))
-        tail = stream.read()
-    _pickle_markers(head + b"\x00" + tail, facts)
+    # Both are read straight into one buffer, head + b"\x00" + tail (no copies of 2 MiB reads).
+    start = stream.tell()
+    size = stream.seek(0, 2) - start
+    head = min(size, PICKLE_MARKER_WINDOW)
+    tail_at = size - PICKLE_MARKER_WINDOW if size > 2 * PICKLE_MARKER_WINDOW else head
+    data = bytearray(head + 1 + size - tail_at)
+    view = memoryview(data)
+    stream.seek(start)
+    got = _read_into(stream, view[:head])
+    stream.seek(start + tail_at)
+    got += 1 + _read_into(stream, view[head + 1 :])
+    if got < len(data):  # the file shrank meanwhile: what was read
+        del data[got:]
+    _pickle_markers(data, facts)
 
 
-def _pickle_markers(data: bytes, facts: ModelFacts) -> None:
+def _read_into(stream: BinaryIO, view: memoryview) -> int:
+    """Fill ``view`` from ``stream`` (fewer bytes only at end of file); the count read."""
+    done = 0
+    while done < len(view):
+        count = stream.readinto(view[done:])  # type: ignore[attr-defined]
+        if not count:
+            break
+        done += count
+    return done
+
+
+def _pickle_markers(data: bytes | bytearray, facts: ModelFacts) -> None:
     """scikit-learn version (``_sklearn_version`` in BUILD state) and framework module names."""
     facts.patterns.add("pickle")
     match = _sklearn().search(data)
@@ -408,7 +422,7 @@ def _pickle_markers(data: bytes, facts: ModelFacts) -> None:
         facts.need("torch", None, "loader", "pickle references torch")
 
 
-def _pickled_string(data: bytes, match: re.Match[bytes]) -> str:
+def _pickled_string(data: bytes | bytearray, match: re.Match[bytes]) -> str:
     """Decode the SHORT_BINUNICODE / BINUNICODE / SHORT_BINSTRING value after the key."""
     if match.group(1) is not None:
         size, start = match.group(1)[0], match.end()
