@@ -1,11 +1,11 @@
-"""SAY it: render a ScanReport as json, sarif or text."""
+"""SAY it: render a ScanReport as json, sarif, text, html or cyclonedx."""
 
 from __future__ import annotations
 
 from modelshield.errors import UsageError
 from modelshield.types import ScanReport
 
-FORMATS = ("text", "json", "sarif")
+FORMATS = ("text", "json", "sarif", "html", "cyclonedx")
 
 
 def render(report: ScanReport, fmt: str) -> str:
@@ -22,4 +22,12 @@ def render(report: ScanReport, fmt: str) -> str:
         from modelshield.render.text import render_text
 
         return render_text(report)
+    if fmt == "html":
+        from modelshield.render.html import render_html
+
+        return render_html(report)
+    if fmt == "cyclonedx":
+        from modelshield.render.cyclonedx import render_cyclonedx
+
+        return render_cyclonedx(report)
     raise UsageError(f"unknown output format {fmt!r}", hint="choose one of: " + ", ".join(FORMATS))
