@@ -34,7 +34,7 @@ EXIT_ERROR = 2
 EXIT_NOTHING = 3
 
 DESCRIPTION = "Zero-trust security gate for AI models: scan model files without ever executing them."
-OUTPUT_FORMATS = ("text", "json", "sarif")
+OUTPUT_FORMATS = ("text", "json", "sarif", "html", "cyclonedx")
 FAIL_ON = ("info", "low", "medium", "high", "critical")
 
 
@@ -87,6 +87,8 @@ def scan(
     rules: list[Path] | None,
     reference: Path | None,
     deep: bool,
+    online: bool = False,
+    only_models: bool = False,
 ) -> int:
     """Scan model files statically. Nothing in them is ever executed."""
     from modelshield.cli.progress import make_observer
@@ -101,7 +103,14 @@ def scan(
         from modelshield.analyzers.yara_rules import use_user_rules
 
         use_user_rules([str(r) for r in rules])
-    options = ScanOptions(limits, Severity.parse(fail_on), compute_hashes, jobs, timeout)
+    if fmt == "text" and output is not None and output.suffix.lower() in (".html", ".htm"):
+        fmt = "html"  # -o report.html alone means the HTML report
+    # the BOM carries every file's SHA-256
+    options = ScanOptions(limits, Severity.parse(fail_on), compute_hashes or fmt == "cyclonedx", jobs, timeout)
+    if online or only_models:
+        from modelshield._record import replace
+
+        options = replace(options, online=online, only_models=only_models)
     stages = Stages(
         dynamic=dynamic,
         reference=str(reference) if reference is not None else None,
@@ -130,6 +139,9 @@ def scan(
         print(summary_line(report), file=sys.stderr)
     if outcome.blocking and not exit_zero:
         return EXIT_FINDINGS
+    if only_models and report.files_scanned == 0:  # a hook handed no model file: nothing to gate
+        print(f"no model files among the {report.files_skipped} given (--only-models)", file=sys.stderr)
+        return EXIT_OK
     recognised = [a for a in report.artifacts if a.format not in {"unknown", "empty", "unscanned"}]
     if report.files_scanned == 0 or not recognised:
         print("nothing scannable was found in the given targets", file=sys.stderr)
@@ -154,9 +166,66 @@ def rules() -> int:
     return EXIT_OK
 
 
+def sign_bom(bom: Path, key: Path, output: Path | None) -> int:
+    """Sign a CycloneDX BOM (scan -f cyclonedx) into a DSSE envelope: an in-toto statement over its files."""
+    from modelshield.attest.signers import load_signer
+    from modelshield.render.cyclonedx import ENVELOPE_SUFFIX, BomError, sign_bom
+
+    try:
+        data = bom.read_bytes()
+    except OSError as exc:
+        raise BomError(f"cannot read the BOM {bom}: {exc.strerror}", hint="check the path") from None
+    target = output if output is not None else bom.with_name(bom.name + ENVELOPE_SUFFIX)
+    write_output(sign_bom(data, load_signer(key), str(bom)), target)
+    print(f"signed BOM envelope: {target}", file=sys.stderr)
+    return EXIT_OK
+
+
+def verify_bom(envelope: Path, trust: Path, bom: Path | None, check_files: bool) -> int:
+    """Verify a signed BOM envelope: trusted signer, the BOM it signed, and (--check-files) the files' digests."""
+    from modelshield.attest.truststore import TrustStore
+    from modelshield.render.cyclonedx import BomError, verify_bom
+
+    def read(path: Path, what: str) -> bytes:
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise BomError(f"cannot read the {what} {path}: {exc.strerror}", hint="check the path") from None
+
+    data = read(envelope, "BOM envelope")
+    bom_data = read(bom, "BOM") if bom is not None else None
+    store = TrustStore.load(trust)
+    result = verify_bom(data, store, bom_json=bom_data, check_files=check_files, origin=str(envelope))
+    print(result.message())
+    return result.exit_code
+
+
+def _register_bom(commands: Commands) -> None:
+    parser = add_command(commands, "sign-bom", sign_bom)
+    parser.add_argument("bom", type=_path, metavar="BOM", help="CycloneDX JSON BOM written by scan -f cyclonedx.")
+    parser.add_argument("--key", type=_path, required=True, metavar="FILE", help="Private key (modelshield keygen).")
+    parser.add_argument(
+        "--output", "-o", type=_path, metavar="FILE", help="Where to write the envelope (default: BOM.dsse.json)."
+    )
+    parser = add_command(commands, "verify-bom", verify_bom)
+    parser.add_argument("envelope", type=_path, metavar="ENVELOPE", help="The DSSE envelope written by sign-bom.")
+    parser.add_argument(
+        "--trust", type=_path, required=True, metavar="PATH", help="Trust store: a folder of *.pub keys or a key file."
+    )
+    parser.add_argument("--bom", type=_path, metavar="FILE", help="Also check this BOM file is the one signed.")
+    parser.add_argument(
+        "--check-files", action="store_true", help="Also re-hash the BOM's files (paths as scanned) against it."
+    )
+
+
 def _register_scan(commands: Commands) -> None:
     parser = add_command(commands, "scan", scan)
-    parser.add_argument("targets", nargs="+", metavar="TARGET", help="Model files, folders (recursive) or archives.")
+    parser.add_argument(
+        "targets",
+        nargs="+",
+        metavar="TARGET",
+        help="Model files, folders (recursive), archives, hf://org/name[@rev], mlflow://models/NAME/VERSION, runs:/ID/PATH.",
+    )
     parser.add_argument(
         "--format", "-f", dest="fmt", choices=OUTPUT_FORMATS, default="text", help="Machine output format."
     )
@@ -220,6 +289,16 @@ def _register_scan(commands: Commands) -> None:
     parser.add_argument(
         "--deep", action="store_true", help="Trigger reverse-engineering of small image classifiers (torch)."
     )
+    parser.add_argument(
+        "--online",
+        action="store_true",
+        help="Allow downloads: fetch hf://org/name[@rev] from the Hub into the HF cache first (hub extra).",
+    )
+    parser.add_argument(
+        "--only-models",
+        action="store_true",
+        help="Leave out files that are not models (text, code, scripts, JSON/YAML); none left is exit 0 (hooks).",
+    )
 
 
 def _register_core(commands: Commands) -> None:
@@ -230,6 +309,7 @@ def _register_core(commands: Commands) -> None:
     )
     parser.add_argument("--format", "-f", dest="fmt", choices=OUTPUT_FORMATS, default="text", help="Report format.")
     add_command(commands, "rules", rules)
+    _register_bom(commands)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -278,7 +358,8 @@ def run(argv: list[str] | None = None) -> int:
 
 def _dispatch(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args, unknown = build_parser(argv[0] if argv else None).parse_known_args(argv)
+    parser = _apply_settings(build_parser(argv[0] if argv else None), argv)
+    args, unknown = parser.parse_known_args(argv)
     command_parser: argparse.ArgumentParser = args._parser
     if unknown:
         command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
@@ -287,6 +368,30 @@ def _dispatch(argv: list[str] | None) -> int:
         command_parser.print_help()
         return EXIT_ERROR
     return handler(**{name: value for name, value in vars(args).items() if not name.startswith("_")})
+
+
+def _apply_settings(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """Give the chosen command's options their ``MODELSHIELD_*`` / config-file values (flags still win).
+
+    Returns the parser to parse ``argv`` with: with a config file, the whole command tree (every key
+    of the file is checked against it), else ``parser`` itself.
+    """
+    from modelshield import config
+
+    path, command_parser = config.command_path(parser, argv)
+    if not path:
+        return parser
+    found = config.find_config_file()
+    if found is not None:
+        parser = build_parser()
+        path, command_parser = config.command_path(parser, argv)
+    applied = config.apply(command_parser, path, config=found, root=parser if found is not None else None)
+    given = {word.split("=", 1)[0] if word.startswith("--") else word[:2] for word in argv if word.startswith("-")}
+    flags = {a.dest for a in command_parser._actions if given & set(a.option_strings)}
+    from_file = [s.option for s in applied if s.source.startswith("file ") and s.dest not in flags]
+    if from_file and found is not None:  # said every time: a settings file can change what a gate decides
+        print(f"modelshield: {', '.join(from_file)} from {found.path}", file=sys.stderr)
+    return parser
 
 
 def _silence_stdout() -> None:
