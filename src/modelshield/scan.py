@@ -66,13 +66,16 @@ if TYPE_CHECKING:
 HASH_CHUNK = 1 << 20
 
 
-def collect_blobs(targets: Iterable[str]) -> list[Blob]:
-    """Expand targets (files, folders) into top-level file blobs; raise SourceError if one is bad."""
+def collect_blobs(targets: Iterable[str], *, online: bool = False) -> list[Blob]:
+    """Expand targets (files, folders) into top-level file blobs; raise SourceError if one is bad.
+
+    ``online`` lets sources download what is not here yet (see :func:`modelshield.sources.resolve_source`).
+    """
     from modelshield.sources import resolve_source
 
     blobs: list[Blob] = []
     for target in targets:
-        blobs.extend(resolve_source(target).blobs(target))
+        blobs.extend(resolve_source(target, online=online).blobs(target))
     return blobs
 
 
@@ -213,7 +216,12 @@ class Scanner:
         t0 = time.perf_counter()
         artifacts: list[Artifact] = []
         with self._pool() as pool:  # workers start while the files are listed
-            blobs = collect_blobs(targets)
+            blobs = collect_blobs(targets, online=self.options.online)
+            listed = len(blobs)
+            if self.options.only_models:
+                from modelshield.sources.select import is_model_blob
+
+                blobs = [blob for blob in blobs if is_model_blob(blob)]
             if self.observer:
                 self.observer.files_found(blobs)
             for _blob, file_artifacts in self._run(blobs, pool):
@@ -227,7 +235,7 @@ class Scanner:
             started_at=started,
             duration_s=time.perf_counter() - t0,
             files_scanned=len(blobs),
-            files_skipped=0,
+            files_skipped=listed - len(blobs),
             bytes_scanned=sum(max(b.size, 0) for b in blobs),
         )
 

@@ -31,10 +31,14 @@ class ScanObserver(Protocol):
 
 @record
 class ScanOptions:
-    """How to scan: limits, fail threshold, hashing, parallelism."""
+    """How to scan: limits, fail threshold, hashing, parallelism, where files may come from."""
 
     limits: Limits = field(default_factory=Limits)
     fail_on: Severity = Severity.MEDIUM
     compute_hashes: bool = False
     jobs: int = 1
     timeout_s: float | None = None
+    #: Sources may download what is not on this machine (``scan --online``: a Hub repo not cached).
+    online: bool = False
+    #: Leave out top-level files that are not models (text, code, scripts, configs; see sources.select).
+    only_models: bool = False

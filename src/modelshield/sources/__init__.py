@@ -1,4 +1,4 @@
-"""WHERE bytes come from: local files and folders (archives are opened by format readers)."""
+"""WHERE bytes come from: local files and folders, the HF cache (or Hub), MLflow (archives: format readers)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,20 @@ from modelshield.errors import SourceError
 from modelshield.sources.hf_cache import HFCacheSource
 from modelshield.sources.interface import Source
 from modelshield.sources.local import LocalSource
+from modelshield.sources.mlflow import MlflowSource
 
 #: Sources tried in order; the local disk is the fallback. Later sources (HF cache ...) go first.
-SOURCES: list[Source] = [HFCacheSource(), LocalSource()]
+SOURCES: list[Source] = [MlflowSource(), HFCacheSource(), LocalSource()]
 
 
-def resolve_source(target: str) -> Source:
-    """The first source that accepts ``target``; SourceError when none does."""
-    for source in SOURCES:
+def resolve_source(target: str, *, online: bool = False) -> Source:
+    """The first source that accepts ``target``; SourceError when none does.
+
+    ``online`` (``scan --online``) lets a source fetch what is not on this machine yet (a Hugging
+    Face repo not in the cache); without it nothing is downloaded from a hub.
+    """
+    sources = [MlflowSource(), HFCacheSource(online=True), LocalSource()] if online else SOURCES
+    for source in sources:
         if source.accepts(target):
             return source
     raise SourceError(f"{target}: no such file or folder", hint="check the path")
