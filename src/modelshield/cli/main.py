@@ -156,12 +156,30 @@ def demo(keep: Path | None, fmt: str) -> int:
     return run_demo(keep, fmt)
 
 
-def rules() -> int:
-    """List every rule id with its default severity, category and title."""
-    from modelshield.rules import all_rules, load_all_rules
+def rules(fmt: str) -> int:
+    """List every rule id with its default severity, category and title (json: with the full text)."""
+    from modelshield.rules import RULES_VERSION, all_rules, load_all_rules
 
     load_all_rules()
-    for rule in sorted(all_rules().values(), key=lambda r: r.id):
+    catalogue = sorted(all_rules().values(), key=lambda r: r.id)
+    if fmt == "json":
+        import json
+
+        entries = [
+            {
+                "id": r.id,
+                "title": r.title,
+                "severity": r.severity.label,
+                "category": r.category.value,
+                "description": r.description,
+                "remediation": r.remediation,
+                "references": list(r.references),
+            }
+            for r in catalogue
+        ]
+        write_output(json.dumps({"rules_version": RULES_VERSION, "rules": entries}, indent=2) + "\n", None)
+        return EXIT_OK
+    for rule in catalogue:
         print(f"{rule.id:32} {rule.severity.label:8} {rule.category.value:15} {rule.title}")
     return EXIT_OK
 
@@ -308,7 +326,8 @@ def _register_core(commands: Commands) -> None:
         "--keep", type=_path, metavar="DIR", help="Write the samples here and keep them (default: a temp folder)."
     )
     parser.add_argument("--format", "-f", dest="fmt", choices=OUTPUT_FORMATS, default="text", help="Report format.")
-    add_command(commands, "rules", rules)
+    parser = add_command(commands, "rules", rules)
+    parser.add_argument("--format", "-f", dest="fmt", choices=("text", "json"), default="text", help="Output format.")
     _register_bom(commands)
 
 
