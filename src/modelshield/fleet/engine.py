@@ -1,0 +1,559 @@
+"""The fleet driver: list, fingerprint, look up, scan on Ray, stream results, assemble the report.
+
+One listed file goes through these steps, and every step can end it with a result:
+
+1. **fingerprint**: size, stamp and SHA-256. Small local files are hashed here (a task costs more
+   than the hash); large and remote files in a Ray task, next to the bytes.
+2. **cache**: the verdict of the same bytes in the same context under the same versions, looked
+   up in batches; a hit is a result without any scan.
+3. **de-duplicate**: byte-identical files of one sweep wait for the first one's scan.
+4. **scan**: a Ray task running :func:`modelshield.scan.scan_file` on the file, after checking it
+   is still the listed version (and checking again after the scan).
+
+Tasks in flight are bounded (back-pressure: the listing is read only as fast as results come
+back). A worker that dies mid-task is replaced by Ray and the task retried (``max_retries``);
+a task past its time budget is cancelled. Whatever goes wrong becomes a coverage finding for that
+file; a file is never dropped and never reported twice.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from modelshield._record import field, record, replace
+from modelshield.errors import ModelShieldError, UsageError
+from modelshield.fleet.cache import CacheKey, SqlStore
+from modelshield.fleet.coverage import FETCH_FAILED, FILE_CHANGED, coverage_artifact
+from modelshield.fleet.fetch import INLINE_HASH_MAX, Entry, FetchError, Fingerprint, context_of, fingerprint
+from modelshield.types import Artifact, ScanReport, decide
+
+if TYPE_CHECKING:
+    from modelshield.scan import Outcome, Stages
+    from modelshield.scan_options import ScanOptions
+
+#: Cache look-ups are batched: one query per this many fingerprints.
+LOOKUP_BATCH = 256
+#: Results written to the store per transaction.
+WRITE_BATCH = 128
+#: A task still running this long past its submission (times the per-file budget, plus slack) is cancelled.
+HARD_TIMEOUT_FACTOR = 3.0
+HARD_TIMEOUT_SLACK_S = 30.0
+#: Where ``--rules`` puts the user's YARA rule folders (:mod:`modelshield.analyzers.yara_rules`); Ray
+#: workers get it through the tasks' runtime environment.
+USER_RULES_ENV = "MODELSHIELD_YARA_RULES"
+
+
+class FleetError(ModelShieldError):
+    """A fleet sweep cannot run (no Ray, unreachable cluster, unusable options)."""
+
+
+@record
+class FleetConfig:
+    """How a fleet sweep runs: where, how wide, how patient, and where verdicts are kept."""
+
+    address: str | None = None
+    num_cpus: int | None = None
+    max_in_flight: int | None = None
+    max_retries: int = 3
+    connect_timeout_s: float = 10.0
+    database_url: str | None = None
+    cache: bool = True
+    cache_path: str | None = None
+    run_id: str = ""
+
+
+@record
+class FileResult:
+    """One listed file's outcome, as it arrives.
+
+    ``status``: ``scanned``, ``cached`` (verdict from the cache), ``duplicate`` (same bytes as
+    another file of this sweep), ``changed``, ``failed`` (could not be fetched) or ``crashed``.
+    """
+
+    entry: Entry
+    status: str
+    artifacts: list[Artifact]
+    sha256: str | None = None
+    seconds: float = 0.0
+
+    def line(self, fail_on: Any) -> dict[str, Any]:
+        """The JSON Lines record of this file."""
+        findings = [f for a in self.artifacts for f in a.findings]
+        return {
+            "index": self.entry.index,
+            "target": self.entry.target,
+            "path": self.entry.url,
+            "status": self.status,
+            "sha256": self.sha256,
+            "size": self.artifacts[0].size if self.artifacts else self.entry.size,
+            "verdict": decide(findings, fail_on).value,
+            "artifacts": len(self.artifacts),
+            "findings": [f.to_dict() for f in findings],
+            "seconds": round(self.seconds, 4),
+        }
+
+
+@record(frozen=False)
+class FleetStats:
+    """Counts of a sweep, by status, and its wall time."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    listed: int = 0
+    seconds: float = 0.0
+    bytes: int = 0
+
+    def summary(self) -> str:
+        """The one-line summary printed on stderr."""
+        parts = ", ".join(f"{n} {status}" for status, n in sorted(self.counts.items()))
+        rate = self.listed / self.seconds if self.seconds > 0 else 0.0
+        return f"fleet: {self.listed} file(s) listed: {parts or 'none'}; {self.seconds:.2f} s ({rate:,.0f} files/s)"
+
+
+def _probe(address: str, timeout_s: float) -> None:
+    """A TCP connection to ``[ray://]host:port`` within ``timeout_s``; FleetError otherwise."""
+    rest = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port_text = rest.rstrip("/").rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise FleetError(f"bad Ray address {address!r}", hint="give auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port_text)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise FleetError(
+            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}; waited up to {timeout_s:g} s)",
+            hint="check the address and that the cluster is up (ray status), or leave --address out for a local Ray",
+        ) from None
+
+
+class RayConnection:
+    """Ray for one sweep: an existing connection, a cluster by address, or a local Ray started here."""
+
+    def __init__(self, config: FleetConfig) -> None:
+        self.config = config
+        self.started = False
+
+    def __enter__(self) -> RayConnection:
+        try:
+            import ray
+        except ImportError:
+            raise FleetError("--engine ray needs Ray", hint="pip install 'modelshield[ray]'") from None
+        if ray.is_initialized():
+            return self
+        address = self.config.address
+        quiet = {"log_to_driver": False, "logging_level": "ERROR", "configure_logging": True}
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        try:
+            if address is None:
+                cpus = self.config.num_cpus or os.cpu_count() or 1
+                ray.init(num_cpus=cpus, include_dashboard=False, **quiet)
+            else:
+                if address != "auto":
+                    _probe(address, self.config.connect_timeout_s)
+                ray.init(address=address, **quiet)
+        except FleetError:
+            raise
+        except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+            raise FleetError(
+                f"cannot connect to the Ray cluster at {address}: {str(exc).splitlines()[0][:300]}",
+                hint="check the address and that the cluster is up (ray status), or leave --address out",
+            ) from None
+        self.started = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.started:
+            import ray
+
+            ray.shutdown()
+
+    @staticmethod
+    def cpus() -> int:
+        """CPUs the cluster offers now."""
+        import ray
+
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def _crash(entry: Entry, size: int, message: str) -> list[Artifact]:
+    artifact = coverage_artifact(entry.url, "SCAN-CRASH", message, evidence=f"file of {size} bytes", size=size)
+    return [artifact]
+
+
+class FleetScan:
+    """Runs one sweep over entries on the connected Ray cluster; yields results as they arrive."""
+
+    def __init__(self, options: ScanOptions, config: FleetConfig, store: SqlStore | None) -> None:
+        import ray
+
+        from modelshield.fleet import task
+
+        self.ray = ray
+        self.options = replace(options, jobs=1, compute_hashes=False)
+        self.config = config
+        self.store = store
+        cpus = RayConnection.cpus()
+        self.max_in_flight = config.max_in_flight or 2 * cpus
+        self.budget = options.timeout_s if options.timeout_s is not None else options.limits.time_per_file_s
+        self.hard_timeout = self.budget * HARD_TIMEOUT_FACTOR + HARD_TIMEOUT_SLACK_S
+        retry: dict[str, Any] = {"max_retries": config.max_retries, "retry_exceptions": False, "num_cpus": 1}
+        if os.environ.get(USER_RULES_ENV):
+            retry["runtime_env"] = {"env_vars": {USER_RULES_ENV: os.environ[USER_RULES_ENV]}}
+        self._fingerprint = ray.remote(**retry)(task.fingerprint_file)
+        self._scan = ray.remote(**retry)(task.scan_listed_file)
+        self._options_ref = ray.put(self.options)
+        self.folders: dict[str, str] = {}
+        self.stats = FleetStats()
+        self._to_write: list[tuple[CacheKey, list[Artifact]]] = []
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self, entries: Iterable[Entry]) -> Iterator[FileResult]:
+        """Every entry's result, in completion order; each listed entry exactly once."""
+        t0 = time.perf_counter()
+        source = iter(entries)
+        exhausted = False
+        lookups: list[tuple[Entry, Fingerprint]] = []
+        to_scan: deque[tuple[Entry, Fingerprint, CacheKey]] = deque()
+        in_flight: dict[Any, tuple[str, Entry, Fingerprint | None, CacheKey | None, float]] = {}
+        scanning: set[CacheKey] = set()
+        waiting: dict[CacheKey, deque[tuple[Entry, Fingerprint]]] = {}
+        queue_max = 4 * self.max_in_flight + LOOKUP_BATCH
+        try:
+            while True:
+                while not exhausted and len(to_scan) < queue_max and len(in_flight) < self.max_in_flight:
+                    entry = next(source, None)
+                    if entry is None:
+                        exhausted = True
+                        break
+                    self.stats.listed += 1
+                    result = self._start(entry, lookups, in_flight)
+                    if result is not None:
+                        yield self._done(result)
+                    if len(lookups) >= LOOKUP_BATCH:
+                        yield from self._lookup(lookups, to_scan, scanning, waiting)
+                if lookups and (exhausted or len(lookups) >= LOOKUP_BATCH or not (in_flight or to_scan)):
+                    yield from self._lookup(lookups, to_scan, scanning, waiting)
+                while to_scan and len(in_flight) < self.max_in_flight:
+                    entry, fp, key = to_scan.popleft()
+                    ref = self._scan.remote(entry, fp, self._options_ref)
+                    in_flight[ref] = ("scan", entry, fp, key, time.monotonic())
+                if not in_flight:
+                    if exhausted and not lookups and not to_scan:
+                        break
+                    continue
+                ready, _ = self.ray.wait(list(in_flight), num_returns=1, timeout=1.0)
+                if ready:  # take everything that is ready, not just one
+                    ready, _ = self.ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0)
+                for ref in ready:
+                    yield from self._finish(ref, in_flight.pop(ref), lookups, to_scan, scanning, waiting)
+                yield from self._cancel_overdue(in_flight, to_scan, scanning, waiting)
+            if waiting:  # cannot happen: every waiter is resolved with its first copy
+                raise AssertionError(f"{sum(map(len, waiting.values()))} duplicate file(s) left unresolved")
+        finally:
+            self._flush_writes()
+            self.stats.seconds = time.perf_counter() - t0
+
+    def _done(self, result: FileResult) -> FileResult:
+        self.stats.counts[result.status] = self.stats.counts.get(result.status, 0) + 1
+        self.stats.bytes += max(result.artifacts[0].size if result.artifacts else 0, 0)
+        return result
+
+    def _start(
+        self, entry: Entry, lookups: list[tuple[Entry, Fingerprint]], in_flight: dict[Any, Any]
+    ) -> FileResult | None:
+        if entry.kind == "failed":
+            artifacts = [coverage_artifact(entry.url, FETCH_FAILED.id, entry.error.splitlines()[0], entry.error)]
+            return FileResult(entry, "failed", artifacts)
+        if entry.data is not None or (entry.kind == "local" and 0 <= entry.size <= INLINE_HASH_MAX):
+            try:
+                lookups.append((entry, fingerprint(entry)))
+            except FetchError as exc:
+                return FileResult(entry, "failed", [self._fetch_failed(entry, exc.message, exc.hint)])
+            return None
+        ref = self._fingerprint.remote(entry)
+        in_flight[ref] = ("fingerprint", entry, None, None, time.monotonic())
+        return None
+
+    @staticmethod
+    def _fetch_failed(entry: Entry, message: str, hint: str) -> Artifact:
+        return coverage_artifact(entry.url, FETCH_FAILED.id, message, evidence=hint, size=max(entry.size, -1))
+
+    def _lookup(
+        self,
+        lookups: list[tuple[Entry, Fingerprint]],
+        to_scan: deque[tuple[Entry, Fingerprint, CacheKey]],
+        scanning: set[CacheKey],
+        waiting: dict[CacheKey, deque[tuple[Entry, Fingerprint]]],
+    ) -> Iterator[FileResult]:
+        from modelshield.fleet.codec import loads, relocate
+
+        batch = [(entry, fp, CacheKey(fp.sha256, context_of(entry, self.folders))) for entry, fp in lookups]
+        lookups.clear()
+        hits = self.store.get_many([key for _, _, key in batch]) if self.store is not None else {}
+        decoded: dict[CacheKey, list[Artifact]] = {}
+        for entry, fp, key in batch:
+            text = hits.get(key)
+            if text is not None:
+                found = decoded.get(key)
+                if found is None:
+                    try:
+                        found = decoded[key] = loads(text)
+                    except (ValueError, KeyError, TypeError):  # a damaged row: scan again, it gets replaced
+                        text = None
+                if found is not None:
+                    yield self._done(FileResult(entry, "cached", relocate(found, entry.url, fp.sha256), fp.sha256))
+                    continue
+            if key in scanning:
+                waiting.setdefault(key, deque()).append((entry, fp))
+            else:
+                scanning.add(key)
+                to_scan.append((entry, fp, key))
+
+    def _finish(
+        self,
+        ref: Any,
+        flight: tuple[str, Entry, Fingerprint | None, CacheKey | None, float],
+        lookups: list[tuple[Entry, Fingerprint]],
+        to_scan: deque[tuple[Entry, Fingerprint, CacheKey]],
+        scanning: set[CacheKey],
+        waiting: dict[CacheKey, deque[tuple[Entry, Fingerprint]]],
+    ) -> Iterator[FileResult]:
+        kind, entry, fp, key, submitted = flight
+        elapsed = time.monotonic() - submitted
+        try:
+            answer = self.ray.get(ref)
+        except self.ray.exceptions.RayError as exc:
+            reason = f"the Ray worker scanning this file failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            answer = {"status": "crashed", "message": reason}
+        if kind == "fingerprint":
+            if answer["status"] == "ok":
+                data = answer["fingerprint"]
+                lookups.append((entry, Fingerprint(int(data["size"]), str(data["stamp"]), str(data["sha256"]))))
+                return
+            if answer["status"] == "crashed":
+                yield self._done(FileResult(entry, "crashed", _crash(entry, entry.size, answer["message"])))
+                return
+            artifact = self._fetch_failed(entry, answer["message"], answer.get("hint", ""))
+            yield self._done(FileResult(entry, "failed", [artifact]))
+            return
+        assert fp is not None and key is not None
+        yield from self._scanned(entry, fp, key, answer, elapsed, to_scan, scanning, waiting)
+
+    def _scanned(
+        self,
+        entry: Entry,
+        fp: Fingerprint,
+        key: CacheKey,
+        answer: dict[str, Any],
+        elapsed: float,
+        to_scan: deque[tuple[Entry, Fingerprint, CacheKey]],
+        scanning: set[CacheKey],
+        waiting: dict[CacheKey, deque[tuple[Entry, Fingerprint]]],
+    ) -> Iterator[FileResult]:
+        from modelshield.fleet.codec import loads, relocate
+
+        status = answer["status"]
+        if status == "ok":
+            try:
+                artifacts = relocate(loads(answer["result"]), entry.url, fp.sha256)
+            except (ValueError, KeyError, TypeError) as exc:
+                status, answer = "crashed", {"message": f"the Ray worker sent a malformed result ({exc})"}
+        if status == "ok":
+            self._to_write.append((key, artifacts))
+            if len(self._to_write) >= WRITE_BATCH:
+                self._flush_writes()
+            yield self._done(FileResult(entry, "scanned", artifacts, fp.sha256, elapsed))
+            for other, other_fp in waiting.pop(key, ()):
+                yield self._done(
+                    FileResult(other, "duplicate", relocate(artifacts, other.url, other_fp.sha256), other_fp.sha256)
+                )
+            scanning.discard(key)
+            return
+        if status == "changed":
+            artifacts = [coverage_artifact(entry.url, FILE_CHANGED.id, answer["message"], size=fp.size)]
+        elif status == "failed":
+            artifacts = [self._fetch_failed(entry, answer["message"], answer.get("hint", ""))]
+        else:
+            artifacts = _crash(entry, fp.size, answer["message"])
+        yield self._done(FileResult(entry, status, artifacts, fp.sha256, elapsed))
+        queued = waiting.get(key)
+        if queued:  # the copies are scanned on their own: this one's outcome says nothing about them
+            other, other_fp = queued.popleft()
+            if not queued:
+                del waiting[key]
+            to_scan.appendleft((other, other_fp, key))
+        else:
+            scanning.discard(key)
+
+    def _cancel_overdue(
+        self,
+        in_flight: dict[Any, tuple[str, Entry, Fingerprint | None, CacheKey | None, float]],
+        to_scan: deque[tuple[Entry, Fingerprint, CacheKey]],
+        scanning: set[CacheKey],
+        waiting: dict[CacheKey, deque[tuple[Entry, Fingerprint]]],
+    ) -> Iterator[FileResult]:
+        now = time.monotonic()
+        for ref, (kind, entry, fp, key, submitted) in list(in_flight.items()):
+            if now - submitted < self.hard_timeout:
+                continue
+            del in_flight[ref]
+            self.ray.cancel(ref, force=True)
+            message = f"the Ray task for this file ran past {self.hard_timeout:g} s and was cancelled"
+            if kind == "fingerprint" or fp is None or key is None:
+                yield self._done(FileResult(entry, "crashed", _crash(entry, entry.size, message)))
+            else:
+                answer = {"status": "crashed", "message": message}
+                yield from self._scanned(entry, fp, key, answer, now - submitted, to_scan, scanning, waiting)
+
+    def _flush_writes(self) -> None:
+        if self.store is not None and self._to_write:
+            self.store.put_many(self._to_write)
+        self._to_write = []
+
+
+def report_of(
+    results: Sequence[FileResult], targets: Sequence[str], options: ScanOptions, started: str, seconds: float
+) -> ScanReport:
+    """The ScanReport of a sweep, files in listing order, as a local scan assembles it."""
+    from modelshield._version import __version__
+    from modelshield.rules import RULES_VERSION
+
+    ordered = sorted(results, key=lambda r: r.entry.index)
+    artifacts = tuple(a for r in ordered for a in r.artifacts)
+    return ScanReport(
+        tool_version=__version__,
+        rules_version=RULES_VERSION,
+        targets=tuple(targets),
+        artifacts=artifacts,
+        fail_on=options.fail_on,
+        started_at=started,
+        duration_s=seconds,
+        files_scanned=len(ordered),
+        files_skipped=0,
+        bytes_scanned=sum(max(r.artifacts[0].size if r.artifacts else 0, 0) for r in ordered),
+    )
+
+
+def _result_row(run_id: str, result: FileResult, fail_on: Any) -> dict[str, Any]:
+    import json
+
+    line = result.line(fail_on)
+    return {
+        "run_id": run_id,
+        "idx": result.entry.index,
+        "target": result.entry.target,
+        "path": result.entry.url,
+        "sha256": result.sha256,
+        "size": int(line["size"]),
+        "verdict": line["verdict"],
+        "cached": int(result.status in ("cached", "duplicate")),
+        "findings": json.dumps(line["findings"], separators=(",", ":")),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+    }
+
+
+def new_run_id() -> str:
+    """A unique id for one sweep's rows in ``fleet_results``."""
+    import uuid
+
+    return uuid.uuid4().hex
+
+
+def run_fleet(
+    targets: Sequence[str],
+    options: ScanOptions,
+    config: FleetConfig,
+    stages: Stages | None = None,
+    *,
+    strict: bool = False,
+    on_result: Callable[[FileResult], None] | None = None,
+    entries: Iterable[Entry] | None = None,
+) -> tuple[Outcome, FleetStats]:
+    """A whole sweep: list ``targets``, scan on Ray, gate the report like ``run_pipeline``.
+
+    ``on_result`` sees each file's result as it arrives (the JSON Lines stream). ``strict``: a
+    missing local target is an error (``scan --engine ray``) rather than a failed entry.
+    """
+    from modelshield.fleet.cache import engine_version, open_store
+    from modelshield.fleet.listing import list_entries
+    from modelshield.policy.gate import Gate
+    from modelshield.rules import RULES_VERSION
+    from modelshield.scan import Outcome, Stages
+
+    stages = stages if stages is not None else Stages()
+    unsupported = [
+        name
+        for name, on in (
+            ("--attest", stages.attest),
+            ("--dynamic", stages.dynamic),
+            ("--reference", stages.reference is not None),
+            ("--deep", stages.deep),
+        )
+        if on
+    ]
+    if unsupported:
+        raise UsageError(
+            f"{', '.join(unsupported)} cannot run with --engine ray", hint="scan with --engine local for these stages"
+        )
+    from pathlib import Path
+
+    gate = Gate.prepare(
+        Path(stages.policy_file) if stages.policy_file else None,
+        stages.profile,
+        stages.use_env,
+        trust=Path(stages.trust) if stages.trust else None,
+    )
+    if not targets:
+        raise UsageError("nothing to scan", hint="give at least one target or a non-empty --from list")
+    started = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+    t0 = time.perf_counter()
+    listed = list(entries) if entries is not None else list(list_entries(targets, strict=strict))
+    store = None
+    if config.cache or config.database_url:
+        extra = _user_rule_texts()
+        store = open_store(
+            config.database_url, RULES_VERSION, engine_version(options.limits, extra), cache_path=config.cache_path
+        )
+    results: list[FileResult] = []
+    run_id = config.run_id or new_run_id()
+    rows: list[dict[str, Any]] = []
+    try:
+        with RayConnection(config):
+            sweep = FleetScan(options, config, store if config.cache else None)
+            for result in sweep.run(listed):
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+                if store is not None and config.database_url:
+                    rows.append(_result_row(run_id, result, options.fail_on))
+                    if len(rows) >= WRITE_BATCH:
+                        store.record_results(rows)
+                        rows = []
+        if store is not None and config.database_url and rows:
+            store.record_results(rows)
+    finally:
+        if store is not None:
+            store.close()
+    if len(results) != len(listed) or len({r.entry.index for r in results}) != len(listed):
+        raise AssertionError(f"{len(listed)} file(s) listed but {len(results)} result(s)")
+    report = report_of(results, targets, options, started, time.perf_counter() - t0)
+    report = gate.apply(report)
+    sweep.stats.seconds = time.perf_counter() - t0
+    return Outcome(report, gate.blocking(report), gate.decision, None), sweep.stats
+
+
+def _user_rule_texts() -> list[str]:
+    """The user YARA rules in use (--rules), as text: part of the engine version."""
+    folders = [f for f in os.environ.get(USER_RULES_ENV, "").split(os.pathsep) if f]
+    out: list[str] = []
+    for folder in folders:
+        for name in sorted(os.listdir(folder)):
+            if name.endswith((".yar", ".yara")):
+                with open(os.path.join(folder, name), encoding="utf-8", errors="replace") as stream:
+                    out.append(name + "\0" + stream.read())
+    return out
