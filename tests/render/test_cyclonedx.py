@@ -210,3 +210,17 @@ def test_verify_bom_bad_input(bom_file: Path, keys: dict[str, Path], tmp_path: P
     assert done.returncode == 2 and "malformed DSSE envelope" in done.stderr and "Traceback" not in done.stderr
     done = cli("verify-bom", tmp_path / "missing.dsse.json", "--trust", keys["trust"])
     assert done.returncode == 2 and "cannot read the BOM envelope" in done.stderr
+
+
+def test_unknown_content_is_a_file_component_with_a_coverage_gap(tmp_path: Path) -> None:
+    blob = tmp_path / "weights.bin"
+    blob.write_bytes(b"\x00\x01\x02 definitely not a model \xfe" * 4)
+    done = cli("scan", blob, "-f", "cyclonedx", "--no-progress")
+    assert done.returncode == 3, done.stderr  # nothing scannable (low coverage gap under the threshold)
+    assert validate(done.stdout) is None
+    data = json.loads(done.stdout)
+    (component,) = data["components"]
+    assert component["type"] == "file" and props(component, "format") == ["unknown"]
+    assert any(v.startswith("UNKNOWN-CONTENT: ") for v in props(component, "coverage-gap"))
+    assert not any(v["id"] == "UNKNOWN-CONTENT" for v in data.get("vulnerabilities", []))
+    assert props(data["metadata"], "coverage-complete") == ["false"]

@@ -173,3 +173,16 @@ def test_in_chromium(browser: Any, hostile_html: Path, models: Models, tmp_path:
     finally:
         context.close()
     assert not models.canary.exists()
+
+
+def test_policy_decision_is_shown(models: Models, tmp_path: Path) -> None:
+    assert cli("policy", "init", cwd=tmp_path).returncode == 0
+    out = tmp_path / "policy.html"
+    done = cli(
+        "scan", models.pickle, "--policy", "modelshield-policy.yaml", "--profile", "production", "-o", out,
+        "--no-progress", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    page = out.read_text(encoding="utf-8")
+    assert 'id="policy"' in page and '<strong class="decision">DENY</strong>' in page
+    assert "<code>production</code>" in page
