@@ -7,7 +7,6 @@ standard library at import time; Ray is imported when a sweep starts.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
@@ -119,6 +118,8 @@ class _Stream:
         self.fail_on = fail_on
 
     def __call__(self, result: FileResult) -> None:
+        import json
+
         self.out.write(json.dumps(result.line(self.fail_on), separators=(",", ":")) + "\n")
         self.out.flush()
 
@@ -154,7 +155,6 @@ def _options(fail_on: str, timeout: float | None, limit: list[tuple[str, str]] |
 
 
 def _finish(outcome: Outcome, fmt: str, output: Path | None, summary: str, exit_zero: bool) -> int:
-    from modelshield.cli.main import write_output
     from modelshield.render import render
     from modelshield.render.text import summary_line
 
@@ -163,7 +163,13 @@ def _finish(outcome: Outcome, fmt: str, output: Path | None, summary: str, exit_
 
         print(render_decision(outcome.decision), file=sys.stderr)
     if fmt != "jsonl":
-        write_output(render(outcome.report, fmt), output)
+        out = _open(output)  # not cli.main's write_output: main imports this module (no cycle)
+        try:
+            out.write(render(outcome.report, fmt))
+            out.flush()
+        finally:
+            if out is not sys.stdout:
+                out.close()
     print(summary, file=sys.stderr)
     print(summary_line(outcome.report), file=sys.stderr)
     return _exit_code(outcome, exit_zero)

@@ -89,6 +89,9 @@ def scan(
     deep: bool,
     online: bool = False,
     only_models: bool = False,
+    engine: str = "local",
+    address: str | None = None,
+    ray_cpus: int | None = None,
 ) -> int:
     """Scan model files statically. Nothing in them is ever executed."""
     from modelshield.cli.progress import make_observer
@@ -124,6 +127,10 @@ def scan(
         attest_valid_days=valid_days,
         attest_card=card,
     )
+    if engine == "ray":  # each file a Ray task (modelshield.fleet), the same report
+        from modelshield.cli.cmd_fleet import scan_on_ray
+
+        return scan_on_ray(targets, options, stages, fmt, output, exit_zero, address, ray_cpus)
     with make_observer(enabled=not no_progress) as observer:
         outcome = run_pipeline(targets, options, stages, observer)
     report = outcome.report
@@ -316,6 +323,16 @@ def _register_scan(commands: Commands) -> None:
         "--only-models",
         action="store_true",
         help="Leave out files that are not models (text, code, scripts, JSON/YAML); none left is exit 0 (hooks).",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="Where files are scanned: here, or one Ray task per file (pip install 'modelshield[ray]').",
+    )
+    parser.add_argument("--address", metavar="ADDRESS", help="With --engine ray: auto, HOST:PORT or ray://HOST:PORT.")
+    parser.add_argument(
+        "--ray-cpus", type=int_at_least(1), metavar="N", help="With --engine ray and no --address: local Ray CPUs."
     )
 
 

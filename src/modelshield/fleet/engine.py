@@ -271,12 +271,21 @@ class FleetScan:
             return FileResult(entry, "failed", artifacts)
         if entry.data is not None or (entry.kind == "local" and 0 <= entry.size <= INLINE_HASH_MAX):
             try:
-                lookups.append((entry, fingerprint(entry)))
+                fp = fingerprint(entry)
             except FetchError as exc:
                 return FileResult(entry, "failed", [self._fetch_failed(entry, exc.message, exc.hint)])
-            return None
+            return self._listed(entry, fp, lookups)
         ref = self._fingerprint.remote(entry)
         in_flight[ref] = ("fingerprint", entry, None, None, time.monotonic())
+        return None
+
+    @staticmethod
+    def _listed(entry: Entry, fp: Fingerprint, lookups: list[tuple[Entry, Fingerprint]]) -> FileResult | None:
+        """Queue the fingerprint for the cache, unless the file is no longer the size it was listed with."""
+        if entry.size >= 0 and entry.data is None and fp.size != entry.size:
+            message = f"{entry.url}: changed between listing and scanning (listed: {entry.size} bytes, now {fp.size})"
+            return FileResult(entry, "changed", [coverage_artifact(entry.url, FILE_CHANGED.id, message, size=fp.size)])
+        lookups.append((entry, fp))
         return None
 
     @staticmethod
@@ -333,7 +342,10 @@ class FleetScan:
         if kind == "fingerprint":
             if answer["status"] == "ok":
                 data = answer["fingerprint"]
-                lookups.append((entry, Fingerprint(int(data["size"]), str(data["stamp"]), str(data["sha256"]))))
+                fp = Fingerprint(int(data["size"]), str(data["stamp"]), str(data["sha256"]))
+                changed = self._listed(entry, fp, lookups)
+                if changed is not None:
+                    yield self._done(changed)
                 return
             if answer["status"] == "crashed":
                 yield self._done(FileResult(entry, "crashed", _crash(entry, entry.size, answer["message"])))

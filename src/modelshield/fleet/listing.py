@@ -76,7 +76,8 @@ def _remote_files(url: str) -> Iterator[tuple[str, str, int, bytes | None]]:
             data = None
             if protocol in PROCESS_LOCAL:  # only this process sees it: the driver ships the bytes
                 data = fs.cat_file(item)
-            yield "remote", full, int(info.get("size") or 0), data
+            size = int(info["size"]) if info.get("size") is not None else -1
+            yield "remote", full, size, data
     except Exception as exc:  # noqa: BLE001 - any driver error (404, credentials, DNS) is this line's finding
         raise fetch_error(url, exc) from None
 

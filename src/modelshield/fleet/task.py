@@ -20,7 +20,7 @@ from modelshield.fleet.fetch import INLINE_HASH_MAX, Entry, FetchError, Fingerpr
 from modelshield.fleet.fetch import sha256_of as _sha256_of
 
 #: Test hook, set only by the fleet tests: ``SUBSTRING:SECONDS:DIR`` makes the task for a file
-#: whose name contains SUBSTRING write ``DIR/<pid>.pid`` and sleep SECONDS before scanning, so a
+#: whose name contains SUBSTRING write ``DIR/<name>.<pid>.pid`` and sleep SECONDS before scanning, so a
 #: test can kill the worker mid-task.
 HOLD_ENV = "MODELSHIELD_FLEET_TEST_HOLD"
 #: Seconds past the per-file timeout before the task's own alarm stops the scan.
@@ -55,8 +55,9 @@ def _hold(entry: Entry) -> None:
     if not spec:
         return
     substring, seconds, folder = spec.split(":", 2)
-    if substring and substring in entry.url.rsplit("/", 1)[-1]:
-        with open(os.path.join(folder, f"{os.getpid()}.pid"), "w", encoding="ascii") as marker:
+    name = entry.url.rsplit("/", 1)[-1]
+    if substring and substring in name:
+        with open(os.path.join(folder, f"{name}.{os.getpid()}.pid"), "w", encoding="ascii") as marker:
             marker.write(str(os.getpid()))
         time.sleep(float(seconds))
 
