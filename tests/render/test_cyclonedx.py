@@ -224,3 +224,19 @@ def test_unknown_content_is_a_file_component_with_a_coverage_gap(tmp_path: Path)
     assert any(v.startswith("UNKNOWN-CONTENT: ") for v in props(component, "coverage-gap"))
     assert not any(v["id"] == "UNKNOWN-CONTENT" for v in data.get("vulnerabilities", []))
     assert props(data["metadata"], "coverage-complete") == ["false"]
+
+
+def test_skipping_the_library_validation_changes_nothing(models: Models) -> None:
+    """render_cyclonedx skips the library's quadratic Bom.validate: the output must equal the library's own path."""
+    from cyclonedx.output import make_outputter
+    from cyclonedx.schema import OutputFormat, SchemaVersion
+
+    from modelshield.render.cyclonedx import build_bom, render_cyclonedx
+    from modelshield.scan import scan
+
+    report = scan([str(models.hostile)], compute_hashes=True)
+    ours = json.loads(render_cyclonedx(report))
+    library = json.loads(make_outputter(build_bom(report), OutputFormat.JSON, SchemaVersion.V1_6).output_as_string())
+    assert ours.pop("serialNumber") != library.pop("serialNumber")  # random per BOM
+    assert ours == library
+    assert len(ours["dependencies"]) == len(ours["components"]) == 3
