@@ -193,6 +193,12 @@ def test_sign_and_verify(models: Models, keys: dict[str, Path], tmp_path: Path) 
         ("{not json", "not JSON"),
         ('{"bomFormat": "SPDX"}', "not a CycloneDX JSON BOM"),
         ('{"bomFormat": "CycloneDX", "specVersion": "1.6", "components": []}', "no component has a SHA-256"),
+        ('{"bomFormat": "CycloneDX", "components": [{"name": "m", "hashes": [{"alg": "SHA-256"}]}]}', "malformed"),
+        (
+            '{"bomFormat": "CycloneDX", "components": [{"name": "m", "hashes": [{"alg": "SHA-256", "content": "x"}]}]}',
+            "malformed SHA-256",
+        ),
+        ('{"bomFormat": "CycloneDX", "components": "none"}', "malformed components"),
     ],
 )
 def test_sign_bom_bad_input(keys: dict[str, Path], tmp_path: Path, content: str | None, message: str) -> None:

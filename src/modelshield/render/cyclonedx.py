@@ -58,6 +58,7 @@ NAMESPACE = "modelshield"
 MEDIA_TYPE = "application/vnd.cyclonedx+json"
 _CVE = re.compile(r"^CVE-\d{4}-\d{4,}$")
 _CWE = re.compile(r"^CWE-(\d+)$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _NVD = "https://nvd.nist.gov/vuln/detail/"
 _SOURCES = {
     "GHSA": ("GitHub Advisory Database", "https://github.com/advisories/"),
@@ -135,17 +136,25 @@ def build_bom(report: ScanReport) -> Bom:
 
 
 def bom_subjects(bom_json: str | bytes) -> list[tuple[str, str]]:
-    """(path, sha256) of every top-level component of a BOM this module wrote that has a SHA-256."""
+    """(path, sha256) of every top-level component of a BOM that has a SHA-256.
+
+    The path is the component's ``modelshield:path`` property (the file as scanned), else its name.
+    BomError when the components are not what CycloneDX says they are.
+    """
     data = json.loads(bom_json)
     out: list[tuple[str, str]] = []
-    for component in data.get("components") or []:
-        digest = next((h["content"] for h in component.get("hashes") or [] if h.get("alg") == "SHA-256"), None)
-        path = next(
-            (p["value"] for p in component.get("properties") or [] if p.get("name") == f"{NAMESPACE}:path"),
-            component.get("name"),
-        )
-        if digest and path:
-            out.append((str(path), str(digest)))
+    try:
+        for component in data.get("components") or []:
+            hashes = [h["content"] for h in component.get("hashes") or [] if h.get("alg") == "SHA-256"]
+            paths = [p["value"] for p in component.get("properties") or [] if p.get("name") == f"{NAMESPACE}:path"]
+            path = paths[0] if paths else component.get("name")
+            if not hashes or not path:
+                continue
+            if not isinstance(hashes[0], str) or not _HEX64.match(hashes[0]) or not isinstance(path, str):
+                raise BomError(f"component {path!r} has a malformed SHA-256 or path", hint="write the BOM again")
+            out.append((path, hashes[0]))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise BomError(f"malformed components ({type(exc).__name__}: {exc})", hint="write the BOM again") from None
     return out
 
 
@@ -337,7 +346,10 @@ def bom_statement(bom_json: bytes, origin: str = "BOM") -> dict[str, Any]:
     from modelshield.attest.intoto import STATEMENT_TYPE
 
     bom = _load_bom(bom_json, origin)
-    subjects = bom_subjects(bom_json)
+    try:
+        subjects = bom_subjects(bom_json)
+    except BomError as exc:
+        raise BomError(f"{origin}: {exc.message}", hint=exc.hint) from None
     if not subjects:
         raise BomError(
             f"{origin}: no component has a SHA-256, so the signature could not bind the model's bytes",
