@@ -186,3 +186,43 @@ def test_policy_decision_is_shown(models: Models, tmp_path: Path) -> None:
     page = out.read_text(encoding="utf-8")
     assert 'id="policy"' in page and '<strong class="decision">DENY</strong>' in page
     assert "<code>production</code>" in page
+
+
+def test_a_forged_attestation_sidecar_stays_text(models: Models, tmp_path: Path) -> None:
+    """The sidecar beside a model is attacker-controlled too: its verdict, times and key id are escaped."""
+    import base64
+    import json
+    import shutil
+
+    model = tmp_path / "model.safetensors"
+    shutil.copy(models.benign, model)
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": model.name, "digest": {"sha256": "0" * 64}}],
+        "predicateType": "https://modelshield.dev/attestation/scan/v1",
+        "predicate": {
+            "scanner": {"name": "modelshield", "version": "1"},
+            "rulesVersion": "1",
+            "verdict": PAYLOAD,
+            "counts": {},
+            "report": {"sha256": "0" * 64},
+            "coverage": {"complete": True, "gaps": 0},
+            "model": {"rootDigest": "0" * 64},
+            "scannedAt": "2026-01-01T00:00:00Z",
+            "expiresAt": "2099-01-01T00:00:00Z",
+        },
+    }
+    envelope = {
+        "payloadType": "application/vnd.in-toto+json",
+        "payload": base64.b64encode(json.dumps(statement).encode()).decode(),
+        "signatures": [{"keyid": PAYLOAD, "sig": base64.b64encode(b"not a signature").decode()}],
+    }
+    (tmp_path / "model.safetensors.modelshield.dsse.json").write_text(json.dumps(envelope))
+    out = tmp_path / "forged.html"
+    done = cli("scan", model, "--hash", "-o", out, "--no-progress")
+    assert done.returncode == 0, done.stderr
+    page = out.read_text(encoding="utf-8")
+    assert "Its subjects differ from the bytes scanned here." in page
+    assert "attested &#34;&gt;&lt;img" in page
+    names = {tag for tag, _ in tags_of(page)}
+    assert not names & {"script", "img", "svg"}
