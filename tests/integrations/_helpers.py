@@ -53,6 +53,23 @@ def run(
     )
 
 
+def package_copy(dest: Path) -> Path:
+    """This working tree's package (pyproject, README, hooks and action files, src/) copied to ``dest``.
+
+    pip builds a local path in place (build/, egg-info); a copy keeps that out of the checkout and
+    holds exactly the code under test, committed or not.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("pyproject.toml", "README.md", ".pre-commit-hooks.yaml", "action.yml"):
+        shutil.copy2(ROOT / name, dest / name)
+    shutil.copytree(
+        ROOT / "src" / "modelshield",
+        dest / "src" / "modelshield",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"),
+    )
+    return dest
+
+
 def git(cwd: Path, *args: str) -> None:
     """Run git with a throwaway identity (the test machine may have none)."""
     env = clean_env(

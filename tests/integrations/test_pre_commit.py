@@ -9,26 +9,18 @@ a script and text files.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from tests.integrations._helpers import ROOT, benign_pickle, clean_env, git, malicious_pickle, run
+from tests.integrations._helpers import ROOT, benign_pickle, clean_env, git, malicious_pickle, package_copy, run
 
 
 @pytest.fixture(scope="module")
 def hooks_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A git repo with this working tree's package and hooks file, committed (try-repo uses HEAD)."""
-    repo = tmp_path_factory.mktemp("hooks-repo")
-    for name in ("pyproject.toml", "README.md", ".pre-commit-hooks.yaml"):
-        shutil.copy2(ROOT / name, repo / name)
-    shutil.copytree(
-        ROOT / "src" / "modelshield",
-        repo / "src" / "modelshield",
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"),
-    )
+    repo = package_copy(tmp_path_factory.mktemp("hooks-repo"))
     git(repo, "init", "-q")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "modelshield under test")
