@@ -83,14 +83,14 @@ def test_nothing_is_dropped_when_files_are_missing_or_urls_fail(ray_cluster: Clu
     assert report.verdict.value == "fail"  # evil.pkl; the coverage gaps alone would make it warn
 
 
-def _kill_when_held(hold_dir: Path, name: str, killed: list[int], stop: threading.Event) -> None:
-    while not stop.is_set():
+def _kill_when_held(hold_dir: Path, name: str, killed: list[int], stop: threading.Event, times: int = 1) -> None:
+    """Kill the worker holding ``name`` (SIGKILL, mid-task), ``times`` attempts in a row."""
+    while not stop.is_set() and len(killed) < times:
         for marker in hold_dir.glob(f"{name}.*.pid"):
             pid = int(marker.read_text())
             if pid not in killed:
                 killed.append(pid)
                 os.kill(pid, signal.SIGKILL)
-                return
         time.sleep(0.05)
 
 
@@ -122,7 +122,7 @@ def test_a_killed_worker_is_retried_and_the_file_scanned_once(ray_cluster: Clust
     for thread in threads:
         thread.start()
     try:
-        report, seen = _sweep([str(folder)], None, max_retries=2)
+        report, seen = _sweep([str(folder)], None, max_retries=2, batch_files=1)  # a task per file
     finally:
         stop.set()
         for thread in threads:
@@ -152,14 +152,15 @@ def test_a_worker_dying_with_no_retries_left_is_a_coverage_finding(ray_cluster: 
     (folder / "fine.pkl").write_bytes(benign_pickle({"v": 3}))
     killed: list[int] = []
     stop = threading.Event()
-    thread = threading.Thread(target=_kill_when_held, args=(ray_cluster.hold_dir, name, killed, stop))
+    # killed in its batch (the batch is split: fine.pkl is scanned alone), then killed again alone
+    thread = threading.Thread(target=_kill_when_held, args=(ray_cluster.hold_dir, name, killed, stop, 2))
     thread.start()
     try:
         report, seen = _sweep([str(folder)], None, max_retries=0)
     finally:
         stop.set()
         thread.join()
-    assert len(killed) == 1
+    assert len(killed) == 2
     crashed = [r for r in seen if r.status == "crashed"]
     assert [Path(r.entry.url).name for r in crashed] == [name]
     assert [f.rule_id for f in crashed[0].artifacts[0].findings] == ["SCAN-CRASH"]

@@ -82,6 +82,13 @@ def register(commands: Commands) -> None:
         "--max-retries", type=int_at_least(0), default=3, metavar="N", help="Retries of a task whose worker died."
     )
     parser.add_argument(
+        "--batch-files",
+        type=int_at_least(1),
+        default=32,
+        metavar="N",
+        help="Small files (up to 1 MiB) scanned per Ray task (1: a task per file).",
+    )
+    parser.add_argument(
         "--timeout", type=float_at_least(0.1), metavar="SECONDS", help="Per-file time limit (default: the limits')."
     )
     parser.add_argument(
@@ -185,6 +192,7 @@ def fleet_scan(
     ray_cpus: int | None,
     max_in_flight: int | None,
     max_retries: int,
+    batch_files: int,
     timeout: float | None,
     connect_timeout: float,
     database_url: str | None,
@@ -215,6 +223,7 @@ def fleet_scan(
         num_cpus=ray_cpus,
         max_in_flight=max_in_flight,
         max_retries=max_retries,
+        batch_files=batch_files,
         connect_timeout_s=connect_timeout,
         database_url=database_url,
         cache=not no_cache,

@@ -45,15 +45,22 @@ def _facts_to_dict(facts: Any) -> dict[str, Any]:
 
 
 def _facts_from_dict(data: dict[str, Any]) -> Any:
-    from modelshield.advisories.requirements import ModelFacts, Need
+    from modelshield.advisories.requirements import ModelFacts, Need  # cached after the first call
 
     needs = [
         Need(str(n["package"]), n.get("version"), str(n["how"]), str(n.get("evidence", "")), str(n.get("spec", "")))
-        for n in data.get("needs", ())
+        for n in data.get("needs") or ()
     ]
-    details = {str(k): str(v) for k, v in dict(data.get("details", {})).items()}
+    raw = data.get("details")
+    details = {str(k): str(v) for k, v in raw.items()} if raw else {}
+    patterns = data.get("patterns")
     return ModelFacts(
-        str(data["path"]), str(data["kind"]), needs, set(data.get("patterns", ())), details, str(data.get("error", ""))
+        str(data["path"]),
+        str(data["kind"]),
+        needs,
+        set(patterns) if patterns else set(),
+        details,
+        str(data.get("error") or ""),
     )
 
 

@@ -65,6 +65,9 @@ class FleetConfig:
     cache: bool = True
     cache_path: str | None = None
     run_id: str = ""
+    #: Small files (up to ``batch_bytes``) scanned per task; 1: every file its own task.
+    batch_files: int = 32
+    batch_bytes: int = 1 << 20
 
 
 @record
@@ -184,8 +187,27 @@ def _crash(entry: Entry, size: int, message: str) -> list[Artifact]:
     return [artifact]
 
 
+#: One unit of scan work: files scanned by one Ray task (one file, or a batch of small ones).
+Job = list[tuple[Entry, Fingerprint, CacheKey]]
+
+
+@record(frozen=False)
+class _Flight:
+    """A task in flight: what it does, for which files, since when."""
+
+    kind: str  # "fingerprint" | "scan"
+    entry: Entry | None
+    job: Job
+    submitted: float
+
+
 class FleetScan:
-    """Runs one sweep over entries on the connected Ray cluster; yields results as they arrive."""
+    """Runs one sweep over entries on the connected Ray cluster; yields results as they arrive.
+
+    Small files (up to ``batch_bytes``) are scanned ``batch_files`` to a task: a task costs the
+    driver and the cluster about as much as scanning a few small files. A batch whose worker dies
+    for good is split and each of its files scanned alone, so the blame lands on one file.
+    """
 
     def __init__(self, options: ScanOptions, config: FleetConfig, store: SqlStore | None) -> None:
         import ray
@@ -198,17 +220,24 @@ class FleetScan:
         self.store = store
         cpus = RayConnection.cpus()
         self.max_in_flight = config.max_in_flight or 2 * cpus
+        self.batch_files = max(1, config.batch_files)
         self.budget = options.timeout_s if options.timeout_s is not None else options.limits.time_per_file_s
-        self.hard_timeout = self.budget * HARD_TIMEOUT_FACTOR + HARD_TIMEOUT_SLACK_S
         retry: dict[str, Any] = {"max_retries": config.max_retries, "retry_exceptions": False, "num_cpus": 1}
         if os.environ.get(USER_RULES_ENV):
             retry["runtime_env"] = {"env_vars": {USER_RULES_ENV: os.environ[USER_RULES_ENV]}}
         self._fingerprint = ray.remote(**retry)(task.fingerprint_file)
         self._scan = ray.remote(**retry)(task.scan_listed_file)
+        self._scan_many = ray.remote(**retry)(task.scan_listed_files)
         self._options_ref = ray.put(self.options)
         self.folders: dict[str, str] = {}
         self.stats = FleetStats()
         self._to_write: list[tuple[CacheKey, list[Artifact]]] = []
+        self.lookups: list[tuple[Entry, Fingerprint]] = []
+        self.to_scan: deque[Job] = deque()
+        self.small: Job = []
+        self.in_flight: dict[Any, _Flight] = {}
+        self.scanning: set[CacheKey] = set()
+        self.waiting: dict[CacheKey, deque[tuple[Entry, Fingerprint]]] = {}
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -217,55 +246,58 @@ class FleetScan:
         t0 = time.perf_counter()
         source = iter(entries)
         exhausted = False
-        lookups: list[tuple[Entry, Fingerprint]] = []
-        to_scan: deque[tuple[Entry, Fingerprint, CacheKey]] = deque()
-        in_flight: dict[Any, tuple[str, Entry, Fingerprint | None, CacheKey | None, float]] = {}
-        scanning: set[CacheKey] = set()
-        waiting: dict[CacheKey, deque[tuple[Entry, Fingerprint]]] = {}
         queue_max = 4 * self.max_in_flight + LOOKUP_BATCH
         try:
             while True:
-                while not exhausted and len(to_scan) < queue_max and len(in_flight) < self.max_in_flight:
+                while not exhausted and len(self.to_scan) < queue_max and len(self.in_flight) < self.max_in_flight:
                     entry = next(source, None)
                     if entry is None:
                         exhausted = True
                         break
                     self.stats.listed += 1
-                    result = self._start(entry, lookups, in_flight)
+                    result = self._start(entry)
                     if result is not None:
                         yield self._done(result)
-                    if len(lookups) >= LOOKUP_BATCH:
-                        yield from self._lookup(lookups, to_scan, scanning, waiting)
-                if lookups and (exhausted or len(lookups) >= LOOKUP_BATCH or not (in_flight or to_scan)):
-                    yield from self._lookup(lookups, to_scan, scanning, waiting)
-                while to_scan and len(in_flight) < self.max_in_flight:
-                    entry, fp, key = to_scan.popleft()
-                    ref = self._scan.remote(entry, fp, self._options_ref)
-                    in_flight[ref] = ("scan", entry, fp, key, time.monotonic())
-                if not in_flight:
-                    if exhausted and not lookups and not to_scan:
+                    if len(self.lookups) >= LOOKUP_BATCH:
+                        yield from self._lookup()
+                idle = not self.in_flight and not self.to_scan
+                if self.lookups and (exhausted or idle):
+                    yield from self._lookup()
+                if self.small and (exhausted or not self.to_scan):
+                    self.to_scan.append(self.small)  # a partial batch rather than an idle worker
+                    self.small = []
+                while self.to_scan and len(self.in_flight) < self.max_in_flight:
+                    self._submit(self.to_scan.popleft())
+                if not self.in_flight:
+                    if exhausted and not self.lookups and not self.to_scan and not self.small:
                         break
                     continue
-                ready, _ = self.ray.wait(list(in_flight), num_returns=1, timeout=1.0)
+                ready, _ = self.ray.wait(list(self.in_flight), num_returns=1, timeout=1.0)
                 if ready:  # take everything that is ready, not just one
-                    ready, _ = self.ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0)
+                    ready, _ = self.ray.wait(list(self.in_flight), num_returns=len(self.in_flight), timeout=0)
                 for ref in ready:
-                    yield from self._finish(ref, in_flight.pop(ref), lookups, to_scan, scanning, waiting)
-                yield from self._cancel_overdue(in_flight, to_scan, scanning, waiting)
-            if waiting:  # cannot happen: every waiter is resolved with its first copy
-                raise AssertionError(f"{sum(map(len, waiting.values()))} duplicate file(s) left unresolved")
+                    yield from self._finish(ref, self.in_flight.pop(ref))
+                yield from self._cancel_overdue()
+            if self.waiting:  # cannot happen: every waiter is resolved with its first copy
+                raise AssertionError(f"{sum(map(len, self.waiting.values()))} duplicate file(s) left unresolved")
         finally:
             self._flush_writes()
             self.stats.seconds = time.perf_counter() - t0
+
+    def _submit(self, job: Job) -> None:
+        if len(job) == 1:
+            entry, fp, _key = job[0]
+            ref = self._scan.remote(entry, fp, self._options_ref)
+        else:
+            ref = self._scan_many.remote([(entry, fp) for entry, fp, _key in job], self._options_ref)
+        self.in_flight[ref] = _Flight("scan", None, job, time.monotonic())
 
     def _done(self, result: FileResult) -> FileResult:
         self.stats.counts[result.status] = self.stats.counts.get(result.status, 0) + 1
         self.stats.bytes += max(result.artifacts[0].size if result.artifacts else 0, 0)
         return result
 
-    def _start(
-        self, entry: Entry, lookups: list[tuple[Entry, Fingerprint]], in_flight: dict[Any, Any]
-    ) -> FileResult | None:
+    def _start(self, entry: Entry) -> FileResult | None:
         if entry.kind == "failed":
             artifacts = [coverage_artifact(entry.url, FETCH_FAILED.id, entry.error.splitlines()[0], entry.error)]
             return FileResult(entry, "failed", artifacts)
@@ -274,35 +306,37 @@ class FleetScan:
                 fp = fingerprint(entry)
             except FetchError as exc:
                 return FileResult(entry, "failed", [self._fetch_failed(entry, exc.message, exc.hint)])
-            return self._listed(entry, fp, lookups)
+            return self._listed(entry, fp)
         ref = self._fingerprint.remote(entry)
-        in_flight[ref] = ("fingerprint", entry, None, None, time.monotonic())
+        self.in_flight[ref] = _Flight("fingerprint", entry, [], time.monotonic())
         return None
 
-    @staticmethod
-    def _listed(entry: Entry, fp: Fingerprint, lookups: list[tuple[Entry, Fingerprint]]) -> FileResult | None:
+    def _listed(self, entry: Entry, fp: Fingerprint) -> FileResult | None:
         """Queue the fingerprint for the cache, unless the file is no longer the size it was listed with."""
         if entry.size >= 0 and entry.data is None and fp.size != entry.size:
             message = f"{entry.url}: changed between listing and scanning (listed: {entry.size} bytes, now {fp.size})"
             return FileResult(entry, "changed", [coverage_artifact(entry.url, FILE_CHANGED.id, message, size=fp.size)])
-        lookups.append((entry, fp))
+        self.lookups.append((entry, fp))
         return None
 
     @staticmethod
     def _fetch_failed(entry: Entry, message: str, hint: str) -> Artifact:
         return coverage_artifact(entry.url, FETCH_FAILED.id, message, evidence=hint, size=max(entry.size, -1))
 
-    def _lookup(
-        self,
-        lookups: list[tuple[Entry, Fingerprint]],
-        to_scan: deque[tuple[Entry, Fingerprint, CacheKey]],
-        scanning: set[CacheKey],
-        waiting: dict[CacheKey, deque[tuple[Entry, Fingerprint]]],
-    ) -> Iterator[FileResult]:
+    def _queue(self, entry: Entry, fp: Fingerprint, key: CacheKey) -> None:
+        if fp.size <= self.config.batch_bytes and self.batch_files > 1:
+            self.small.append((entry, fp, key))
+            if len(self.small) >= self.batch_files:
+                self.to_scan.append(self.small)
+                self.small = []
+        else:
+            self.to_scan.append([(entry, fp, key)])
+
+    def _lookup(self) -> Iterator[FileResult]:
         from modelshield.fleet.codec import loads, relocate
 
-        batch = [(entry, fp, CacheKey(fp.sha256, context_of(entry, self.folders))) for entry, fp in lookups]
-        lookups.clear()
+        batch = [(entry, fp, CacheKey(fp.sha256, context_of(entry, self.folders))) for entry, fp in self.lookups]
+        self.lookups = []
         hits = self.store.get_many([key for _, _, key in batch]) if self.store is not None else {}
         decoded: dict[CacheKey, list[Artifact]] = {}
         for entry, fp, key in batch:
@@ -313,59 +347,54 @@ class FleetScan:
                     try:
                         found = decoded[key] = loads(text)
                     except (ValueError, KeyError, TypeError):  # a damaged row: scan again, it gets replaced
-                        text = None
+                        found = None
                 if found is not None:
                     yield self._done(FileResult(entry, "cached", relocate(found, entry.url, fp.sha256), fp.sha256))
                     continue
-            if key in scanning:
-                waiting.setdefault(key, deque()).append((entry, fp))
+            if key in self.scanning:
+                self.waiting.setdefault(key, deque()).append((entry, fp))
             else:
-                scanning.add(key)
-                to_scan.append((entry, fp, key))
+                self.scanning.add(key)
+                self._queue(entry, fp, key)
 
-    def _finish(
-        self,
-        ref: Any,
-        flight: tuple[str, Entry, Fingerprint | None, CacheKey | None, float],
-        lookups: list[tuple[Entry, Fingerprint]],
-        to_scan: deque[tuple[Entry, Fingerprint, CacheKey]],
-        scanning: set[CacheKey],
-        waiting: dict[CacheKey, deque[tuple[Entry, Fingerprint]]],
-    ) -> Iterator[FileResult]:
-        kind, entry, fp, key, submitted = flight
-        elapsed = time.monotonic() - submitted
+    def _finish(self, ref: Any, flight: _Flight) -> Iterator[FileResult]:
+        elapsed = time.monotonic() - flight.submitted
         try:
-            answer = self.ray.get(ref)
+            answer: Any = self.ray.get(ref)
         except self.ray.exceptions.RayError as exc:
             reason = f"the Ray worker scanning this file failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
             answer = {"status": "crashed", "message": reason}
-        if kind == "fingerprint":
-            if answer["status"] == "ok":
-                data = answer["fingerprint"]
-                fp = Fingerprint(int(data["size"]), str(data["stamp"]), str(data["sha256"]))
-                changed = self._listed(entry, fp, lookups)
-                if changed is not None:
-                    yield self._done(changed)
-                return
-            if answer["status"] == "crashed":
-                yield self._done(FileResult(entry, "crashed", _crash(entry, entry.size, answer["message"])))
-                return
+        if flight.kind == "fingerprint":
+            assert flight.entry is not None
+            yield from self._fingerprinted(flight.entry, answer)
+            return
+        if isinstance(answer, dict) and len(flight.job) > 1:  # the whole batch failed: each file alone now
+            for item in flight.job:
+                self.to_scan.appendleft([item])
+            return
+        answers = answer if isinstance(answer, list) else [answer]
+        if len(answers) != len(flight.job):
+            answers = [{"status": "crashed", "message": "the Ray worker answered for the wrong files"}] * len(
+                flight.job
+            )
+        for (entry, fp, key), one in zip(flight.job, answers, strict=True):
+            yield from self._scanned(entry, fp, key, one, elapsed / len(flight.job))
+
+    def _fingerprinted(self, entry: Entry, answer: dict[str, Any]) -> Iterator[FileResult]:
+        if answer["status"] == "ok":
+            data = answer["fingerprint"]
+            fp = Fingerprint(int(data["size"]), str(data["stamp"]), str(data["sha256"]))
+            changed = self._listed(entry, fp)
+            if changed is not None:
+                yield self._done(changed)
+        elif answer["status"] == "crashed":
+            yield self._done(FileResult(entry, "crashed", _crash(entry, entry.size, answer["message"])))
+        else:
             artifact = self._fetch_failed(entry, answer["message"], answer.get("hint", ""))
             yield self._done(FileResult(entry, "failed", [artifact]))
-            return
-        assert fp is not None and key is not None
-        yield from self._scanned(entry, fp, key, answer, elapsed, to_scan, scanning, waiting)
 
     def _scanned(
-        self,
-        entry: Entry,
-        fp: Fingerprint,
-        key: CacheKey,
-        answer: dict[str, Any],
-        elapsed: float,
-        to_scan: deque[tuple[Entry, Fingerprint, CacheKey]],
-        scanning: set[CacheKey],
-        waiting: dict[CacheKey, deque[tuple[Entry, Fingerprint]]],
+        self, entry: Entry, fp: Fingerprint, key: CacheKey, answer: dict[str, Any], elapsed: float
     ) -> Iterator[FileResult]:
         from modelshield.fleet.codec import loads, relocate
 
@@ -380,11 +409,10 @@ class FleetScan:
             if len(self._to_write) >= WRITE_BATCH:
                 self._flush_writes()
             yield self._done(FileResult(entry, "scanned", artifacts, fp.sha256, elapsed))
-            for other, other_fp in waiting.pop(key, ()):
-                yield self._done(
-                    FileResult(other, "duplicate", relocate(artifacts, other.url, other_fp.sha256), other_fp.sha256)
-                )
-            scanning.discard(key)
+            for other, other_fp in self.waiting.pop(key, ()):
+                moved = relocate(artifacts, other.url, other_fp.sha256)
+                yield self._done(FileResult(other, "duplicate", moved, other_fp.sha256))
+            self.scanning.discard(key)
             return
         if status == "changed":
             artifacts = [coverage_artifact(entry.url, FILE_CHANGED.id, answer["message"], size=fp.size)]
@@ -393,34 +421,36 @@ class FleetScan:
         else:
             artifacts = _crash(entry, fp.size, answer["message"])
         yield self._done(FileResult(entry, status, artifacts, fp.sha256, elapsed))
-        queued = waiting.get(key)
+        queued = self.waiting.get(key)
         if queued:  # the copies are scanned on their own: this one's outcome says nothing about them
             other, other_fp = queued.popleft()
             if not queued:
-                del waiting[key]
-            to_scan.appendleft((other, other_fp, key))
+                del self.waiting[key]
+            self.to_scan.appendleft([(other, other_fp, key)])
         else:
-            scanning.discard(key)
+            self.scanning.discard(key)
 
-    def _cancel_overdue(
-        self,
-        in_flight: dict[Any, tuple[str, Entry, Fingerprint | None, CacheKey | None, float]],
-        to_scan: deque[tuple[Entry, Fingerprint, CacheKey]],
-        scanning: set[CacheKey],
-        waiting: dict[CacheKey, deque[tuple[Entry, Fingerprint]]],
-    ) -> Iterator[FileResult]:
+    def _cancel_overdue(self) -> Iterator[FileResult]:
         now = time.monotonic()
-        for ref, (kind, entry, fp, key, submitted) in list(in_flight.items()):
-            if now - submitted < self.hard_timeout:
+        for ref, flight in list(self.in_flight.items()):
+            files = max(1, len(flight.job))
+            limit = self.budget * HARD_TIMEOUT_FACTOR * files + HARD_TIMEOUT_SLACK_S
+            if now - flight.submitted < limit:
                 continue
-            del in_flight[ref]
+            del self.in_flight[ref]
             self.ray.cancel(ref, force=True)
-            message = f"the Ray task for this file ran past {self.hard_timeout:g} s and was cancelled"
-            if kind == "fingerprint" or fp is None or key is None:
-                yield self._done(FileResult(entry, "crashed", _crash(entry, entry.size, message)))
+            message = f"the Ray task for this file ran past {limit:g} s and was cancelled"
+            if flight.kind == "fingerprint":
+                assert flight.entry is not None
+                yield self._done(FileResult(flight.entry, "crashed", _crash(flight.entry, flight.entry.size, message)))
+            elif len(flight.job) > 1:
+                for item in flight.job:
+                    self.to_scan.appendleft([item])
             else:
-                answer = {"status": "crashed", "message": message}
-                yield from self._scanned(entry, fp, key, answer, now - submitted, to_scan, scanning, waiting)
+                entry, fp, key = flight.job[0]
+                yield from self._scanned(
+                    entry, fp, key, {"status": "crashed", "message": message}, now - flight.submitted
+                )
 
     def _flush_writes(self) -> None:
         if self.store is not None and self._to_write:

@@ -132,6 +132,13 @@ def sha256_of(entry: Entry) -> str:
     try:
         if entry.data is not None:
             digest.update(entry.data)
+        elif entry.kind == "local" and 0 <= entry.size <= INLINE_HASH_MAX:  # one unbuffered read (small files)
+            fd = os.open(entry.url, os.O_RDONLY)
+            try:
+                while chunk := os.read(fd, HASH_CHUNK):
+                    digest.update(chunk)
+            finally:
+                os.close(fd)
         else:
             with open_stream(entry) as stream:
                 while chunk := stream.read(HASH_CHUNK):

@@ -125,3 +125,8 @@ def scan_listed_file(entry: Entry, expected: Fingerprint, options: Any) -> dict[
     if problem is not None:
         return problem
     return {"status": "ok", "result": dumps(artifacts), "seconds": time.monotonic() - started, "pid": os.getpid()}
+
+
+def scan_listed_files(files: list[tuple[Entry, Fingerprint]], options: Any) -> list[dict[str, Any]]:
+    """:func:`scan_listed_file` for a batch of small files, in order (one task, one answer)."""
+    return [scan_listed_file(entry, expected, options) for entry, expected in files]
