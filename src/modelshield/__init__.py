@@ -12,6 +12,9 @@ Quick start::
     result = modelshield.verify("model/", trust="trusted-keys/")   # signed scan attestation
     print(result.outcome, result.reasons)
 
+    probed = modelshield.probe("http://127.0.0.1:8080", profile="strict")  # red-team an endpoint
+    print(probed.verdict, [(f.family, f.rate.value) for f in probed.families])
+
 Scanning parses bytes only; nothing in a scanned model is executed.
 """
 
@@ -21,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelshield._version import __version__
 
-__all__ = ["__version__", "scan", "verify", "ModelShieldError", "Severity", "ScanReport", "Finding"]
+__all__ = ["__version__", "scan", "verify", "probe", "ModelShieldError", "Severity", "ScanReport", "Finding"]
 
 if TYPE_CHECKING:
     from modelshield.attest.verify import verify
@@ -40,6 +43,10 @@ def __getattr__(name: str) -> Any:
         from modelshield.attest.verify import verify
 
         return verify
+    if name == "probe":  # the package is callable: modelshield.probe(url, ...)
+        import importlib
+
+        return importlib.import_module("modelshield.probe")
     if name == "ModelShieldError":
         from modelshield.errors import ModelShieldError
 

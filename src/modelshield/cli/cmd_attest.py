@@ -55,6 +55,13 @@ def verify(
     if not model.exists():
         raise SourceError(f"{model}: no such file or folder", hint="check the path")
     store = TrustStore.load(trust)
+    if not oms and model.is_file() and model.stat().st_size <= 4 << 20:  # a signed `modelshield probe` statement?
+        from modelshield.probe.statement import is_probe_statement, verify_statement
+
+        if is_probe_statement(model):
+            probed = verify_statement(model, store, require_pass=policy != "any")
+            print(json.dumps(probed.to_dict(), indent=2) if fmt == "json" else probed.message())
+            return probed.exit_code
     if oms:
         from modelshield.attest.oms import verify_oms
 
