@@ -535,6 +535,8 @@ def run_fleet(
             ("--dynamic", stages.dynamic),
             ("--reference", stages.reference is not None),
             ("--deep", stages.deep),
+            ("--online", bool(getattr(options, "online", False))),
+            ("--only-models", bool(getattr(options, "only_models", False))),
         )
         if on
     ]

@@ -2,7 +2,8 @@
 
 A LIST has one target per line (blank lines and ``#`` comments ignored): a local file or folder
 (folders are walked like ``modelshield scan`` does), ``hf://org/name[@rev]`` / ``hf:org/name`` (a
-repo in the local Hugging Face cache), ``file://PATH``, or any URL fsspec opens (``s3://``,
+repo in the local Hugging Face cache), ``file://PATH``, anything else one of modelshield's sources
+reads (``mlflow://``), or any URL fsspec opens (``s3://``,
 ``gs://``, ``https://``, ``memory://`` ...; a URL ending in ``/`` or holding a glob is listed).
 A line that cannot be listed (missing path, HTTP 404, no credentials) becomes one failed entry,
 reported as a coverage finding: the report's file count equals the listed count.
@@ -10,7 +11,6 @@ reported as a coverage finding: the report's file count equals the listed count.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 
 from modelshield.errors import ModelShieldError, SourceError, UsageError
@@ -41,6 +41,13 @@ def read_list(path: str) -> list[str]:
 def _is_url(target: str) -> bool:
     scheme, sep, _rest = target.partition("://")
     return bool(sep) and scheme.isidentifier() or bool(sep and scheme.replace("+", "").replace("-", "").isalnum())
+
+
+def _a_source_accepts(target: str) -> bool:
+    """True when one of modelshield's own sources reads ``target`` (a path, an HF id, ``mlflow://``)."""
+    from modelshield.sources import SOURCES
+
+    return any(source.accepts(target) for source in SOURCES)
 
 
 def _local(target: str, strict: bool) -> Iterator[tuple[str, str, int]]:
@@ -96,7 +103,7 @@ def list_entries(targets: Iterable[str], *, strict: bool = False) -> Iterator[En
             target_local = target[len("file://") :]
         else:
             target_local = target
-        if target_local is not target or not _is_url(target) or os.path.lexists(target):
+        if target_local is not target or not _is_url(target) or _a_source_accepts(target):
             parts = list(_local(target_local, strict))
             if parts and parts[0][0] == "failed":
                 yield Entry(index, target, target, "failed", -1, parts[1][1])
