@@ -214,3 +214,15 @@ def test_nothing_scannable_and_bad_input(installed: tuple[dict[str, Any], Path, 
 
     runner, scan, gate = scan_and_gate(installed, tmp_path, paths="empty-dir", **{"fail-on": "sometimes"})
     assert scan.returncode == 2 and "fail-on must be" in scan.stdout
+
+
+def test_example_workflow_uses_the_action_with_its_inputs() -> None:
+    inputs = set(load_action()["inputs"])
+    workflow = yaml.safe_load((ROOT / "docs" / "examples" / "modelshield.yml").read_text())
+    assert workflow["permissions"]["security-events"] == "write"  # upload-sarif needs it
+    steps = workflow["jobs"]["scan-models"]["steps"]
+    [ours] = [s for s in steps if s.get("uses", "").split("@")[0].endswith("/modelshield")]
+    assert set(ours["with"]) <= inputs
+    doc = (ROOT / "docs" / "github-action.md").read_text()
+    for name in inputs:
+        assert f"| `{name}` |" in doc, f"input {name} is not documented"

@@ -18,7 +18,7 @@ def resolve_source(target: str, *, online: bool = False) -> Source:
     ``online`` (``scan --online``) lets a source fetch what is not on this machine yet (a Hugging
     Face repo not in the cache); without it nothing is downloaded from a hub.
     """
-    sources = [MlflowSource(), HFCacheSource(online=True), LocalSource()] if online else SOURCES
+    sources: list[Source] = [MlflowSource(), HFCacheSource(online=True), LocalSource()] if online else SOURCES
     for source in sources:
         if source.accepts(target):
             return source
