@@ -112,3 +112,12 @@ def test_an_unreachable_cluster_is_a_clear_error_within_the_wait(tmp_path: Path)
     assert time.monotonic() - started < 30
     bad = _run(["fleet", "scan", "--from", str(tmp_path / "no-list.txt")], tmp_path, timeout=60)
     assert bad.returncode == 2 and "cannot read the list" in bad.stderr
+
+
+def test_without_an_address_a_local_ray_is_started_with_the_given_cpus(tmp_path: Path) -> None:
+    folder = make_models(tmp_path / "models")
+    done = _run(["scan", str(folder), "--engine", "ray", "--ray-cpus", "1", "-f", "json", "-o", "r.json"], tmp_path)
+    assert done.returncode == 1, done.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["summary"]["files_scanned"] == 5
+    assert "fleet: 5 file(s) listed: 5 scanned" in done.stderr

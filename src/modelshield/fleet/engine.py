@@ -148,7 +148,7 @@ class RayConnection:
         if ray.is_initialized():
             return self
         address = self.config.address
-        quiet = {"log_to_driver": False, "logging_level": "ERROR", "configure_logging": True}
+        quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": "ERROR", "configure_logging": True}
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         try:
             if address is None:
@@ -179,7 +179,7 @@ class RayConnection:
         """CPUs the cluster offers now."""
         import ray
 
-        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
 
 
 def _crash(entry: Entry, size: int, message: str) -> list[Artifact]:
@@ -285,6 +285,7 @@ class FleetScan:
             self.stats.seconds = time.perf_counter() - t0
 
     def _submit(self, job: Job) -> None:
+        ref: Any
         if len(job) == 1:
             entry, fp, _key = job[0]
             ref = self._scan.remote(entry, fp, self._options_ref)

@@ -79,11 +79,12 @@ def fetch_error(url: str, exc: BaseException) -> FetchError:
 
 def _remote(url: str) -> tuple[Any, str]:
     try:
-        from fsspec.core import url_to_fs
+        from fsspec.core import url_to_fs  # type: ignore[import-untyped]
     except ImportError as exc:
         raise FetchError(f"{url}: URLs need fsspec", hint="pip install 'modelshield[ray]'") from exc
     try:
-        return url_to_fs(url)
+        found: tuple[Any, str] = url_to_fs(url)
+        return found
     except Exception as exc:  # noqa: BLE001 - any driver error (unknown scheme, missing package) is this file's
         raise fetch_error(url, exc) from None
 
