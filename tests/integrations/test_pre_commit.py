@@ -44,7 +44,7 @@ def project(tmp_path: Path) -> Path:
 
 def try_repo(hooks: Path, project: Path, hook: str) -> tuple[int, str]:
     """``pre-commit try-repo HOOKS HOOK --all-files`` in ``project``: (exit code, output)."""
-    env = clean_env(PRE_COMMIT_HOME=str(project.parent / "pre-commit-home"), HOME=str(project.parent))
+    env = clean_env(PRE_COMMIT_HOME=str(project.parent / "pre-commit-home"))
     result = run(
         [sys.executable, "-m", "pre_commit", "try-repo", str(hooks), hook, "--all-files", "--color", "never"],
         cwd=project,
