@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelshield.probe import detectors, fingerprint
+import modelshield.probe.detectors as detectors
+import modelshield.probe.fingerprint as fingerprint
 from modelshield.probe.client import DEFAULT_MAX_BYTES, ChatClient, Reply
 from modelshield.probe.errors import ProbeError
 from modelshield.probe.pack import Pack, Probe, load_pack
