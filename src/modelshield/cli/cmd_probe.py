@@ -115,7 +115,8 @@ def probe(
     write_output(render(report, fmt), output)
     print(summary_line(report), file=sys.stderr)
     if report.aborted:
-        print(f"error: {report.aborted}", file=sys.stderr)
+        hints = [f.evidence for f in report.findings if f.rule_id == "PROBE-ENDPOINT-UNUSABLE" and f.evidence]
+        print(f"error: {report.aborted}" + (f"\n  hint: {hints[0]}" if hints else ""), file=sys.stderr)
         return 2
     if save_baseline is not None:
         write_baseline(report, save_baseline)
