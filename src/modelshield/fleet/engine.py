@@ -18,6 +18,7 @@ file; a file is never dropped and never reported twice.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -557,33 +558,29 @@ def run_fleet(
         raise UsageError("nothing to scan", hint="give at least one target or a non-empty --from list")
     started = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
     t0 = time.perf_counter()
-    listed = list(entries) if entries is not None else list(list_entries(targets, strict=strict))
-    store = None
-    if config.cache or config.database_url:
-        extra = _user_rule_texts()
-        store = open_store(
-            config.database_url, RULES_VERSION, engine_version(options.limits, extra), cache_path=config.cache_path
-        )
     results: list[FileResult] = []
     run_id = config.run_id or new_run_id()
     rows: list[dict[str, Any]] = []
-    try:
-        with RayConnection(config):
-            sweep = FleetScan(options, config, store if config.cache else None)
-            for result in sweep.run(listed):
-                results.append(result)
-                if on_result is not None:
-                    on_result(result)
-                if store is not None and config.database_url:
-                    rows.append(_result_row(run_id, result, options.fail_on))
-                    if len(rows) >= WRITE_BATCH:
-                        store.record_results(rows)
-                        rows = []
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(RayConnection(config))  # an unreachable cluster fails before a long listing
+        listed = list(entries) if entries is not None else list(list_entries(targets, strict=strict))
+        store = None
+        if config.cache or config.database_url:
+            engine = engine_version(options.limits, _user_rule_texts())
+            store = open_store(config.database_url, RULES_VERSION, engine, cache_path=config.cache_path)
+            stack.callback(store.close)
+        sweep = FleetScan(options, config, store if config.cache else None)
+        for result in sweep.run(listed):
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+            if store is not None and config.database_url:
+                rows.append(_result_row(run_id, result, options.fail_on))
+                if len(rows) >= WRITE_BATCH:
+                    store.record_results(rows)
+                    rows = []
         if store is not None and config.database_url and rows:
             store.record_results(rows)
-    finally:
-        if store is not None:
-            store.close()
     if len(results) != len(listed) or len({r.entry.index for r in results}) != len(listed):
         raise AssertionError(f"{len(listed)} file(s) listed but {len(results)} result(s)")
     report = report_of(results, targets, options, started, time.perf_counter() - t0)

@@ -73,6 +73,9 @@ def _remote_files(url: str) -> Iterator[tuple[str, str, int, bytes | None]]:
         if url.endswith("/") or any(c in path for c in "*?["):
             found = fs.glob(path) if any(c in path for c in "*?[") else fs.find(path)
             infos = [(p, None) for p in sorted(found)]
+        elif protocol not in PROCESS_LOCAL:  # one object: looked at by its fingerprint task, on the cluster
+            yield "remote", url, -1, None
+            return
         else:
             infos = [(path, fs.info(path))]
         for item, info in infos:
