@@ -143,7 +143,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
     return Models(hostile, gguf_path, pickle_path, torch_zip, benign, canary)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed before other modules start their own sync Playwright
 def browser() -> Iterator[Any]:
     """Debian's chromium (``MODELSHIELD_TEST_CHROMIUM``) driven by Playwright, headless, no network services."""
     if not Path(CHROMIUM).is_file():
