@@ -288,3 +288,35 @@ class Lock(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str | None] = mapped_column(String(64), default=None)
     expires_at: Mapped[_dt.datetime | None] = mapped_column(default=None)
+
+
+class FleetVerdict(Base):
+    """One file's scan result in the fleet sweep's cache, by content and versions (:mod:`modelshield.fleet.cache`)."""
+
+    __tablename__ = "fleet_verdicts"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    context: Mapped[str] = mapped_column(String(400), primary_key=True)
+    rules_version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    engine_version: Mapped[str] = mapped_column(String(200), primary_key=True)
+    advisory_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    packages: Mapped[str] = mapped_column(Text)
+    result: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[str] = mapped_column(String(32))
+
+
+class FleetResult(Base):
+    """One listed file of one sweep (``run_id``), in listing order: the sweep's log."""
+
+    __tablename__ = "fleet_results"
+
+    run_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    verdict: Mapped[str] = mapped_column(String(8))
+    cached: Mapped[int] = mapped_column(Integer)
+    findings: Mapped[str] = mapped_column(Text)
+    finished_at: Mapped[str] = mapped_column(String(32))
