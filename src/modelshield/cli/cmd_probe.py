@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelshield.cli._args import add_command, float_at_least, int_at_least
+from modelshield.errors import UsageError
 
 if TYPE_CHECKING:
     from modelshield.cli._args import Commands
@@ -73,15 +74,22 @@ def probe(
     seed: int,
     max_tokens: int,
     no_progress: bool,
+    catalog: str | None,
+    catalog_model: str | None,
+    catalog_token_env: str,
 ) -> int:
     """Probe an OpenAI-compatible chat endpoint: transport and access checks, identity drift, and a
     red-team pack (injection, jailbreaks, leaks, data boundary, harmful requests, package
     hallucination, unsafe output), judged per risk profile.
 
-    Exit codes: 0 pass, 1 warn or fail per the profile, 2 error (bad options, endpoint unusable).
+    With --catalog and --catalog-model the signed statement is attached to the model's entry in a
+    modelshield catalog (needs --sign and a publisher token in $MODELSHIELD_TOKEN); the catalog
+    verifies it against the probe signers it trusts before it stores it.
+
+    Exit codes: 0 pass, 1 warn or fail per the profile, 2 error (bad options, endpoint unusable,
+    catalog unreachable or refusing the statement: the report and the statement are written first).
     """
     from modelshield.cli.main import write_output
-    from modelshield.errors import UsageError
     from modelshield.probe.render import render, summary_line
     from modelshield.probe.runner import ProbeOptions
     from modelshield.probe.runner import probe as run
@@ -92,6 +100,7 @@ def probe(
         api_key = os.environ.get(api_key_env)
         if not api_key:
             raise UsageError(f"--api-key-env {api_key_env}: the variable is not set or empty", hint="export it first")
+    token = _catalog_token(catalog, catalog_model, catalog_token_env, sign)
     options = ProbeOptions(
         model=model,
         api_key=api_key,
@@ -127,7 +136,45 @@ def probe(
         target = statement or Path("probe-statement.dsse.json")
         keyid = sign_report(report, sign, target, valid_days=valid_days)
         print(f"probe statement: {target} (signed by {keyid})", file=sys.stderr)
+        if catalog is not None and catalog_model is not None and token is not None:
+            _attach(target, catalog, catalog_model, token)
     return 0 if report.verdict == "pass" else 1
+
+
+def _catalog_token(catalog: str | None, model: str | None, token_env: str, sign: Path | None) -> str | None:
+    """The catalog token when attaching; UsageError (before probing) for an incomplete --catalog setup."""
+    if catalog is None and model is None:
+        return None
+    if catalog is None or not model:
+        raise UsageError("--catalog and --catalog-model go together", hint="give the catalog URL and the model's name")
+    if sign is None:
+        raise UsageError("--catalog attaches the signed statement: it needs --sign KEY", hint="add --sign KEY")
+    from modelshield.probe.catalog import probes_url
+
+    probes_url(catalog, model)
+    token = os.environ.get(token_env, "").strip()
+    if not token:
+        raise UsageError(
+            f"--catalog needs a publisher token in ${token_env}, which is not set or empty",
+            hint=f"export {token_env}=TOKEN (modelshield token create --role publisher) or use --catalog-token-env",
+        )
+    return token
+
+
+def _attach(statement: Path, catalog: str, model: str, token: str) -> None:
+    """Post the signed statement to the catalog; CatalogError (exit 2) when it is refused."""
+    from modelshield.probe.catalog import CatalogError, attach
+
+    try:
+        envelope = statement.read_bytes()
+    except OSError as exc:
+        raise CatalogError(f"cannot read the probe statement {statement}: {exc.strerror}") from None
+    created = attach(envelope, catalog, model, token)
+    print(
+        f"attached to catalog model {model!r} as probe {created['id']} ({catalog.rstrip('/')}/ui/models/"
+        f"{created.get('model_id')})",
+        file=sys.stderr,
+    )
 
 
 def register(commands: Commands) -> None:
@@ -168,3 +215,15 @@ def register(commands: Commands) -> None:
     parser.add_argument("--seed", type=int, default=0, help="Seed of the probes (repeat i uses seed+i).")
     parser.add_argument("--max-tokens", type=int_at_least(1), default=64, metavar="N", help="Answer length per probe.")
     parser.add_argument("--no-progress", action="store_true", help="Never show a progress bar.")
+    parser.add_argument(
+        "--catalog",
+        metavar="SERVICE_URL",
+        help="Attach the signed statement to a model in this modelshield catalog (needs --sign, --catalog-model).",
+    )
+    parser.add_argument("--catalog-model", metavar="REF", help="The catalog model (name or id) to attach it to.")
+    parser.add_argument(
+        "--catalog-token-env",
+        default="MODELSHIELD_TOKEN",
+        metavar="VAR",
+        help="Read the catalog's publisher token from this environment variable.",
+    )

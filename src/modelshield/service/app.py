@@ -100,7 +100,7 @@ class _Guard:
 
 def create_app(settings: Settings, *, expected_workers: int = 0, db: Database | None = None) -> FastAPI:
     """The application for one data dir and database (migrations must have run)."""
-    from modelshield.service import api, ui
+    from modelshield.service import api, probes, ui
 
     app = FastAPI(
         title="modelshield catalog",
@@ -112,6 +112,7 @@ def create_app(settings: Settings, *, expected_workers: int = 0, db: Database | 
     database = db or Database(settings.database_url, pool_size=10)
     app.state.services = Services(settings, database, Storage(settings), expected_workers)
     app.include_router(api.router)
+    app.include_router(probes.router)
     app.include_router(ui.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _install_handlers(app)

@@ -19,7 +19,7 @@ from jinja2 import Environment, FileSystemLoader
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
-from modelshield.service import audit, auth, catalog, policy_store, registration, views, webhooks
+from modelshield.service import audit, auth, catalog, policy_store, probes, registration, views, webhooks
 from modelshield.service.auth import Principal
 from modelshield.service.deps import Services, services
 from modelshield.service.errors import ServiceError, forbidden, invalid, not_found, unauthorized
@@ -168,12 +168,13 @@ def models_page(request: Request, status: str | None = None) -> HTMLResponse:
 
 @router.get("/ui/models/{model_id}", include_in_schema=False)
 def model_page(request: Request, model_id: int, done: str | None = None) -> HTMLResponse:
-    """A model: files with indicators, findings, decision, CVEs, attestation, history, waivers."""
+    """A model: files with indicators, findings, decision, CVEs, attestation, endpoint probes, history, waivers."""
     parts, who = _user(request)
     with parts.db.read() as session:
         model = catalog.get_model(session, model_id)
         detail = views.model_detail(session, model)
         history = views.history(session, model_id)
+        probe_results = probes.latest(session, model_id, limit=10)
     decision = detail.get("decision") or {}
     suggestions = sorted(
         {str(r) for r in decision.get("failed") or []}
@@ -185,6 +186,7 @@ def model_page(request: Request, model_id: int, done: str | None = None) -> HTML
         "model.html",
         model=detail,
         history=history,
+        probes=probe_results,
         decision=decision,
         suggestions=suggestions,
         refresh=busy,
@@ -223,6 +225,13 @@ def download_card(request: Request, model_id: int) -> Response:
 def download_report(request: Request, model_id: int) -> Response:
     """The JSON report as a download."""
     return _scan_download(request, model_id, "report")
+
+
+@router.get("/ui/models/{model_id}/probes/{probe_id}/statement", include_in_schema=False)
+def download_probe_statement(request: Request, model_id: int, probe_id: int) -> Response:
+    """An attached probe statement (DSSE envelope) as a download."""
+    parts, who = _user(request)
+    return probes.get_probe_statement(str(model_id), probe_id, who, parts)
 
 
 async def _action(request: Request, role: str, what: str) -> tuple[Services, Principal, dict[str, str]]:
