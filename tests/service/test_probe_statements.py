@@ -397,3 +397,21 @@ def test_an_incomplete_catalog_setup_is_refused_before_probing(
     done = cli("probe", "http://127.0.0.1:9/never", *args, env=env)
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and "cannot reach" not in done.stderr
+
+
+def test_probe_attach_attaches_an_existing_statement_file(
+    server: LiveServer, publisher: httpx.Client, attached: dict[str, Any], keys: dict[str, Path], tmp_path: Path
+) -> None:
+    answer = upload(publisher, "attached-later", [models.benign_pickle(tmp_path, seed=72)])
+    assert answer.status_code == 201, answer.text
+    statement = attached["runs"]["hardened"] / "statement.dsse.json"
+    token = {"CI_TOKEN": server.token("publisher", "probe-publisher")}
+    args = ["probe-attach", str(statement), "--catalog", server.base_url, "--catalog-model", "attached-later"]
+    done = cli(*args, "--catalog-token-env", "CI_TOKEN", env=token)
+    assert done.returncode == 0 and "attached to catalog model 'attached-later'" in done.stderr, done.stderr
+    assert [p["verdict"] for p in probes_of(publisher, "attached-later")] == ["pass"]
+    again = cli(*args, "--catalog-token-env", "CI_TOKEN", env=token)
+    assert again.returncode == 2 and "409 duplicate_statement" in again.stderr, again.stderr
+    missing = cli("probe-attach", str(tmp_path / "none.json"), *args[2:], "--catalog-token-env", "CI_TOKEN", env=token)
+    assert missing.returncode == 2 and "cannot read the probe statement" in missing.stderr, missing.stderr
+    assert "Traceback" not in again.stderr + missing.stderr

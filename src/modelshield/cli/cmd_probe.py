@@ -16,6 +16,8 @@ from modelshield.cli._args import add_command, float_at_least, int_at_least
 from modelshield.errors import UsageError
 
 if TYPE_CHECKING:
+    import argparse
+
     from modelshield.cli._args import Commands
     from modelshield.probe.runner import Progress
 
@@ -177,8 +179,42 @@ def _attach(statement: Path, catalog: str, model: str, token: str) -> None:
     )
 
 
+def probe_attach(statement: Path, catalog: str, catalog_model: str, catalog_token_env: str) -> int:
+    """Attach a signed probe statement (the file `modelshield probe --sign` wrote) to a model's entry
+    in a modelshield catalog. The catalog verifies it against the probe signers it trusts before it
+    stores it; it needs a publisher token in $MODELSHIELD_TOKEN (or --catalog-token-env).
+
+    Exit codes: 0 attached, 2 error (bad options, unreadable file, catalog unreachable or refusing it).
+    """
+    token = _catalog_token(catalog, catalog_model, catalog_token_env, statement) or ""
+    _attach(statement, catalog, catalog_model, token)
+    return 0
+
+
+def _add_catalog_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument(
+        "--catalog",
+        required=required,
+        metavar="SERVICE_URL",
+        help="Attach the signed statement to a model in this modelshield catalog"
+        + ("." if required else " (needs --sign and --catalog-model)."),
+    )
+    parser.add_argument(
+        "--catalog-model", required=required, metavar="REF", help="The catalog model (name or id) to attach it to."
+    )
+    parser.add_argument(
+        "--catalog-token-env",
+        default="MODELSHIELD_TOKEN",
+        metavar="VAR",
+        help="Read the catalog's publisher token from this environment variable.",
+    )
+
+
 def register(commands: Commands) -> None:
-    """Add the ``probe`` command to the CLI."""
+    """Add the ``probe`` and ``probe-attach`` commands to the CLI."""
+    attach = add_command(commands, "probe-attach", probe_attach)
+    attach.add_argument("statement", metavar="FILE", type=Path, help="The signed probe statement (DSSE JSON).")
+    _add_catalog_options(attach, required=True)
     parser = add_command(commands, "probe", probe)
     parser.add_argument("url", metavar="URL", help="The endpoint, e.g. http://127.0.0.1:8080 (with or without /v1).")
     parser.add_argument("--model", metavar="NAME", help="Model name to request (default: the first /v1/models lists).")
@@ -215,15 +251,4 @@ def register(commands: Commands) -> None:
     parser.add_argument("--seed", type=int, default=0, help="Seed of the probes (repeat i uses seed+i).")
     parser.add_argument("--max-tokens", type=int_at_least(1), default=64, metavar="N", help="Answer length per probe.")
     parser.add_argument("--no-progress", action="store_true", help="Never show a progress bar.")
-    parser.add_argument(
-        "--catalog",
-        metavar="SERVICE_URL",
-        help="Attach the signed statement to a model in this modelshield catalog (needs --sign, --catalog-model).",
-    )
-    parser.add_argument("--catalog-model", metavar="REF", help="The catalog model (name or id) to attach it to.")
-    parser.add_argument(
-        "--catalog-token-env",
-        default="MODELSHIELD_TOKEN",
-        metavar="VAR",
-        help="Read the catalog's publisher token from this environment variable.",
-    )
+    _add_catalog_options(parser, required=False)

@@ -21,6 +21,7 @@ from modelshield.probe.errors import ProbeError
 ENV_TOKEN = "MODELSHIELD_TOKEN"
 TIMEOUT_S = 30.0
 MAX_ANSWER_BYTES = 1 << 20
+_LATER = "the signed statement file is kept: attach it later with `modelshield probe-attach FILE --catalog ...`"
 _HINTS = {
     "unauthorized": "check the token (a publisher token, from `modelshield token create --role publisher`)",
     "insufficient_role": "attaching needs a publisher or admin token",
@@ -83,13 +84,13 @@ def attach(envelope: bytes, base_url: str, model: str, token: str, *, timeout: f
         code, message = _refusal(exc.code, exc.read(MAX_ANSWER_BYTES))
         raise CatalogError(
             f"the catalog at {base_url} refused the probe statement for model {model!r}: {exc.code} {code}: {message}",
-            hint=_HINTS.get(code, "the probe report and the signed statement were written; attach it again later"),
+            hint=_HINTS.get(code, _LATER),
         ) from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise CatalogError(
             f"cannot reach the catalog at {base_url}: {reason}",
-            hint="the probe report and the signed statement were written; attach it again when the catalog answers",
+            hint=_LATER,
         ) from None
     try:
         created = json.loads(body)
