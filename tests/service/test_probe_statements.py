@@ -137,17 +137,20 @@ def attached(
     keys: dict[str, Path],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, Any]:
-    """A webhook, then two probes attached by the CLI: the vulnerable persona, then the hardened one."""
+    """A webhook, then three probes attached by the CLI: the vulnerable persona, the hardened one (its
+    identity saved as the baseline), then a swapped model behind the same URL (drift)."""
     with server.client() as admin:
         hook = admin.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/never-answers"})
         assert hook.status_code == 201, hook.text
     token = server.token("publisher", "probe-publisher")
     work = tmp_path_factory.mktemp("probes")
     runs = {}
-    for persona, expected in (("vulnerable", 1), ("hardened", 0)):
+    baseline = work / "baseline.json"
+    plans = (("vulnerable", 1, []), ("hardened", 0, ["--save-baseline"]), ("swapped", 1, ["--baseline"]))
+    for persona, expected, extra in plans:
         done = probe_cli(
             f"{endpoint}/{persona}", keys["key"], work / persona, "--catalog", server.base_url,
-            "--catalog-model", model["name"], token=token,
+            "--catalog-model", model["name"], *(extra and [extra[0], str(baseline)]), token=token,
         )  # fmt: skip
         assert done.returncode == expected, done.stderr
         assert "attached to catalog model 'persona-7b' as probe" in done.stderr, done.stderr
@@ -162,8 +165,10 @@ def test_probe_cli_attaches_the_signed_statement_to_the_catalog_entry(
     server: LiveServer, publisher: httpx.Client, model: dict[str, Any], attached: dict[str, Any], endpoint: str
 ) -> None:
     listed = probes_of(publisher, model["name"])
-    assert [p["verdict"] for p in listed] == ["pass", "fail"]  # newest first
-    hardened, vulnerable = listed
+    assert [p["endpoint"].rsplit("/", 1)[-1] for p in listed] == ["swapped", "hardened", "vulnerable"]  # newest first
+    swapped, hardened, vulnerable = listed
+    assert (vulnerable["verdict"], hardened["verdict"]) == ("fail", "pass") and swapped["verdict"] != "pass"
+    assert (hardened["drift"], swapped["drift"]) == (None, True)
     report = json.loads((attached["runs"]["vulnerable"] / "report.json").read_text())
     envelope = (attached["runs"]["vulnerable"] / "statement.dsse.json").read_bytes()
     assert vulnerable["endpoint"] == report["endpoint"] and vulnerable["endpoint"].startswith(f"{endpoint}/vulnerable")
@@ -194,7 +199,7 @@ def test_probe_cli_attaches_the_signed_statement_to_the_catalog_entry(
 def test_the_stored_statement_verifies_offline(
     publisher: httpx.Client, attached: dict[str, Any], keys: dict[str, Path], tmp_path: Path, model: dict[str, Any]
 ) -> None:
-    hardened = probes_of(publisher, model["name"])[0]
+    hardened = next(p for p in probes_of(publisher, model["name"]) if p["endpoint"].endswith("/hardened"))
     saved = tmp_path / "from-catalog.dsse.json"
     saved.write_bytes(publisher.get(hardened["statement_url"]).content)
     trust = tmp_path / "trust"
@@ -208,10 +213,10 @@ def test_attaching_is_audited_and_alerted(server: LiveServer, attached: dict[str
     with server.client() as admin:
         entries = admin.get("/api/v1/audit", params={"action": "probe.attach"}).json()["entries"]
         mine = [e for e in entries if e["target"] == f"model:{model['id']}"]
-        assert [e["detail"]["verdict"] for e in mine] == ["pass", "fail"]
+        assert [e["detail"]["endpoint"].rsplit("/", 1)[-1] for e in mine] == ["swapped", "hardened", "vulnerable"]
         assert all(e["actor"] == "probe-publisher" and e["detail"]["signer"] == "red-team" for e in mine)
         deliveries = admin.get(f"/api/v1/webhooks/{attached['webhook']}/deliveries").json()["deliveries"]
-    assert [d["event"] for d in deliveries].count("model.probe") == 2, deliveries
+    assert [d["event"] for d in deliveries].count("model.probe") == 3, deliveries
 
 
 def test_the_model_page_shows_the_endpoint_probes(
@@ -219,10 +224,11 @@ def test_the_model_page_shows_the_endpoint_probes(
 ) -> None:
     page = ui_page(server, f"/ui/models/{model['id']}")
     section = page.split("<h2>Endpoint probes</h2>", 1)[1].split("<h2>", 1)[0]
-    assert section.count('data-testid="probe-row"') == 2
+    assert section.count('data-testid="probe-row"') == 3
+    assert section.count('data-drift="True"') == 1 and ">DRIFT</td>" in section
     assert 'data-verdict="fail"' in section and 'data-verdict="pass"' in section
     assert f"{endpoint}/vulnerable" in section and "persona-7b" in section and "red-team" in section
-    assert section.count('data-family="system-prompt-leak"') == 2
+    assert section.count('data-family="system-prompt-leak"') == 3
     assert 'id="model-status" data-status="passed"' in page
     row = section.split('data-testid="probe-row"', 2)[1]
     link = row.split('data-testid="probe-statement-download"', 1)[0].rsplit('href="', 1)[1].split('"', 1)[0]
