@@ -320,3 +320,49 @@ class FleetResult(Base):
     cached: Mapped[int] = mapped_column(Integer)
     findings: Mapped[str] = mapped_column(Text)
     finished_at: Mapped[str] = mapped_column(String(32))
+
+
+class ProbeSigner(Base):
+    """A public key the catalog trusts to sign ``modelshield probe`` statements (added by an admin)."""
+
+    __tablename__ = "probe_signers"
+
+    keyid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    pem: Mapped[str] = mapped_column(Text)
+    added_by: Mapped[str] = mapped_column(String(200))
+    added_at: Mapped[_dt.datetime] = mapped_column(default=utcnow)
+
+
+class ProbeStatement(Base):
+    """A signed endpoint probe result attached to a model, verified when it was submitted.
+
+    It is shown alongside the file scan and never changes the model's status (:mod:`.probes`).
+    """
+
+    __tablename__ = "probe_statements"
+    __table_args__ = (UniqueConstraint("model_id", "statement_sha256", name="uq_probe_statements_model_statement"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    endpoint: Mapped[str] = mapped_column(Text)
+    served_model: Mapped[str | None] = mapped_column(String(200), default=None)
+    verdict: Mapped[str] = mapped_column(String(8))
+    profile: Mapped[str] = mapped_column(String(64))
+    #: Per family: ``{"hits", "trials", "rate", "low", "high"}`` (the statement's Wilson intervals).
+    families: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: Findings by severity.
+    findings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    coverage_complete: Mapped[bool] = mapped_column(Boolean)
+    #: None when the probe ran without a baseline.
+    drift: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    fingerprint_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    signer_keyid: Mapped[str] = mapped_column(String(64))
+    signer_name: Mapped[str] = mapped_column(String(100))
+    #: SHA-256 of the signed payload (the statement), as ``verify --online`` digests attestations.
+    statement_sha256: Mapped[str] = mapped_column(String(64))
+    envelope: Mapped[str] = mapped_column(Text, deferred=True)
+    probed_at: Mapped[_dt.datetime | None] = mapped_column(default=None)
+    expires_at: Mapped[_dt.datetime] = mapped_column()
+    submitted_by: Mapped[str] = mapped_column(String(200))
+    submitted_at: Mapped[_dt.datetime] = mapped_column(default=utcnow)
