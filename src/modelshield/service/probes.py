@@ -256,6 +256,8 @@ def attach(session: Session, ref: str, checked: CheckedStatement, principal: Pri
     model = _model(session, ref)
     if model.status == "revoked":
         raise conflict("the model is revoked: no probe results are attached to it", code="revoked")
+    if session.get(ProbeSigner, checked.signer_keyid) is None:  # removed since the statement was checked
+        raise invalid(f"the statement's signer is no longer trusted: {_ADD_SIGNER}", code="untrusted_signer")
     same = select(ProbeStatement.id).where(
         ProbeStatement.model_id == model.id, ProbeStatement.statement_sha256 == checked.statement_sha256
     )
@@ -344,9 +346,11 @@ def latest(session: Session, model_id: int, limit: int = 20) -> list[dict[str, A
 
 
 def _store(parts: Services, ref: str, body: bytes, who: Principal) -> dict[str, Any]:
-    with parts.db.write() as session:
+    with parts.db.read() as session:
         _model(session, ref)  # a missing model is 404 whatever the body holds
-        checked = check_statement(body, trusted_signers(session))
+        trust = trusted_signers(session)
+    checked = check_statement(body, trust)  # outside the write transaction: SQLite has one writer
+    with parts.db.write() as session:
         return summary(attach(session, ref, checked, who))
 
 
