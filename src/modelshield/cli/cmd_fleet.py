@@ -101,8 +101,8 @@ def register(commands: Commands) -> None:
     parser.add_argument(
         "--database-url",
         metavar="URL",
-        help="Keep the cache and the per-file results in this database (the "
-        "catalog's: sqlite:///PATH or postgresql+psycopg://...).",
+        help="Write every target into the catalog in this database (models, files, statuses), with the "
+        "cache and the per-file log: sqlite:///PATH or postgresql+psycopg://... (migrated first).",
     )
     parser.add_argument("--no-cache", action="store_true", help="Analyse every file, even when a verdict is cached.")
     parser.add_argument(

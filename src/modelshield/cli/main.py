@@ -249,7 +249,8 @@ def _register_scan(commands: Commands) -> None:
         "targets",
         nargs="+",
         metavar="TARGET",
-        help="Model files, folders (recursive), archives, hf://org/name[@rev], mlflow://models/NAME/VERSION, runs:/ID/PATH.",
+        help="Model files, folders (recursive), archives, hf://org/name[@rev], "
+        "mlflow://models/NAME/VERSION, runs:/ID/PATH.",
     )
     parser.add_argument(
         "--format", "-f", dest="fmt", choices=OUTPUT_FORMATS, default="text", help="Machine output format."

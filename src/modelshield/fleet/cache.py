@@ -188,18 +188,9 @@ class _SQLAlchemy(_Connection):
                 pass
         except (exc.SQLAlchemyError, ImportError, ValueError) as error:
             raise UsageError(
-                f"cannot connect to the database {self._safe(url)}: {str(error).splitlines()[0][:200]}",
+                f"cannot connect to the database {safe_url(url)}: {str(error).splitlines()[0][:200]}",
                 hint="check --database-url and that the database server is running",
             ) from None
-
-    @staticmethod
-    def _safe(url: str) -> str:
-        from sqlalchemy import make_url
-
-        try:
-            return make_url(url).render_as_string(hide_password=True)
-        except Exception:  # noqa: BLE001 - an unparsable URL is shown without its credentials part
-            return url.split("@")[-1]
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         from sqlalchemy import text
@@ -216,6 +207,16 @@ class _SQLAlchemy(_Connection):
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def safe_url(url: str) -> str:
+    """A database URL as it may be shown: without its password."""
+    from sqlalchemy import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown without its credentials part
+        return url.split("@")[-1]
 
 
 def connect(database_url: str | None, cache_path: str | None = None) -> _Connection:

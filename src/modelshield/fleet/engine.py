@@ -110,12 +110,15 @@ class FleetStats:
     listed: int = 0
     seconds: float = 0.0
     bytes: int = 0
+    #: What the sweep wrote into the catalog (``--database-url``), one line; empty without a catalog.
+    catalog: str = ""
 
     def summary(self) -> str:
-        """The one-line summary printed on stderr."""
+        """The summary printed on stderr."""
         parts = ", ".join(f"{n} {status}" for status, n in sorted(self.counts.items()))
         rate = self.listed / self.seconds if self.seconds > 0 else 0.0
-        return f"fleet: {self.listed} file(s) listed: {parts or 'none'}; {self.seconds:.2f} s ({rate:,.0f} files/s)"
+        line = f"fleet: {self.listed} file(s) listed: {parts or 'none'}; {self.seconds:.2f} s ({rate:,.0f} files/s)"
+        return f"{line}\n{self.catalog}" if self.catalog else line
 
 
 def _probe(address: str, timeout_s: float) -> None:
@@ -561,19 +564,29 @@ def run_fleet(
     results: list[FileResult] = []
     run_id = config.run_id or new_run_id()
     rows: list[dict[str, Any]] = []
+    catalog = None
     with contextlib.ExitStack() as stack:
         stack.enter_context(RayConnection(config))  # an unreachable cluster fails before a long listing
+        if config.database_url:  # the catalog's database: migrated (or made) before the long part
+            from modelshield.fleet.catalog import open_sink
+
+            catalog = open_sink(config.database_url, profile=stages.profile, fail_on=options.fail_on, run_id=run_id)
+            stack.callback(catalog.close)
         listed = list(entries) if entries is not None else list(list_entries(targets, strict=strict))
         store = None
         if config.cache or config.database_url:
             engine = engine_version(options.limits, _user_rule_texts())
             store = open_store(config.database_url, RULES_VERSION, engine, cache_path=config.cache_path)
             stack.callback(store.close)
+        if catalog is not None:
+            catalog.expect(listed)
         sweep = FleetScan(options, config, store if config.cache else None)
         for result in sweep.run(listed):
             results.append(result)
             if on_result is not None:
                 on_result(result)
+            if catalog is not None:
+                catalog.add(result)
             if store is not None and config.database_url:
                 rows.append(_result_row(run_id, result, options.fail_on))
                 if len(rows) >= WRITE_BATCH:
@@ -581,6 +594,9 @@ def run_fleet(
                     rows = []
         if store is not None and config.database_url and rows:
             store.record_results(rows)
+        if catalog is not None:
+            catalog.check_complete()
+            sweep.stats.catalog = catalog.summary()
     if len(results) != len(listed) or len({r.entry.index for r in results}) != len(listed):
         raise AssertionError(f"{len(listed)} file(s) listed but {len(results)} result(s)")
     report = report_of(results, targets, options, started, time.perf_counter() - t0)

@@ -90,7 +90,7 @@ def register(
     )
     session.add(model)
     for item in {f.sha256: f for f in files}.values():
-        _add_blob(session, item.sha256, item.size)
+        add_blob(session, item.sha256, item.size)
     try:
         session.flush()
     except IntegrityError:
@@ -113,7 +113,7 @@ def register(
     return model
 
 
-def _add_blob(session: Session, sha256: str, size: int) -> None:
+def add_blob(session: Session, sha256: str, size: int) -> None:
     """Record stored bytes once, even when two registrations of the same new bytes race."""
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -184,7 +184,13 @@ def rescan(session: Session, settings: Settings, model: Model, actor: str, reaso
 
 
 def verify_now(session: Session, settings: Settings, model: Model, actor: str) -> Job:
-    """Queue a re-hash of the model's stored files (drift check)."""
+    """Queue a re-hash of the model's stored files (drift check); 409 for a fleet entry (no stored bytes)."""
+    if model.source_kind == "fleet":
+        raise conflict(
+            "the catalog holds no bytes of a swept model: the next fleet sweep re-verifies it "
+            f"(modelshield fleet scan ... --database-url), target {model.source_ref[:200]}",
+            code="fleet_entry",
+        )
     job = queue.enqueue(session, model.id, "verify", "requested", settings.max_attempts)
     audit.record(session, actor, "model.verify", f"model:{model.id}", job=job.id)
     return job

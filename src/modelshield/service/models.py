@@ -142,6 +142,8 @@ class Scan(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     #: True when ``report`` holds a report (kept so pages need not load it).
     has_report: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: A fleet entry's artifacts (fleet codec JSON), to re-evaluate it without its bytes.
+    artifacts: Mapped[str | None] = mapped_column(Text, default=None, deferred=True)
 
 
 class Job(Base):

@@ -20,7 +20,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,10 +287,18 @@ def status_of(verdict: str, decision: Mapping[str, Any] | None) -> tuple[str, st
 def per_file(report: Mapping[str, Any], model_name: str) -> dict[str, tuple[str, list[dict[str, Any]]]]:
     """Relative path -> (indicator, findings) from a JSON report: the worst verdict of the file and its members."""
     prefix = model_name + "/"
+    return indicators(report, lambda path: path[len(prefix) :] if path.startswith(prefix) else path)
+
+
+def indicators(
+    report: Mapping[str, Any], locate: Callable[[str], str | None]
+) -> dict[str, tuple[str, list[dict[str, Any]]]]:
+    """Like :func:`per_file`, with ``locate`` turning a report path into the model's relative path (None: skip)."""
     out: dict[str, tuple[str, list[dict[str, Any]]]] = {}
     for artifact in report.get("artifacts", []):
-        path = str(artifact.get("path", ""))
-        rel = path[len(prefix) :] if path.startswith(prefix) else path
+        rel = locate(str(artifact.get("path", "")))
+        if rel is None:
+            continue
         indicator = INDICATOR.get(str(artifact.get("verdict")), "suspicious")
         findings = [{**f, "member": artifact.get("member")} for f in artifact.get("findings", [])]
         if rel in out:

@@ -84,6 +84,17 @@ def _rescan_outdated(session: Session, settings: Settings, rules_version: str, s
         why = "rules-changed" if old_rules != rules_version else "advisories-changed"
         log.info("model %s: %s (%s/%s -> %s/%s)", model_id, why, old_rules, old_snapshot, rules_version, snapshot)
         queue.enqueue(session, model_id, "scan", why, settings.max_attempts)
+    # A swept model is re-evaluated from its stored artifacts when only the advisory data changed; new
+    # rules need its bytes, which the next sweep reads (the verdict cache misses exactly those files).
+    swept = session.scalars(
+        select(Model.id)
+        .join(Scan, Scan.id == Model.current_scan_id)
+        .where(Model.status.in_(EVALUATED), Scan.kind == "fleet", Scan.rules_version == rules_version)
+        .where(Scan.advisory_snapshot != snapshot)
+        .limit(BATCH)
+    ).all()
+    for model_id in swept:
+        queue.enqueue(session, model_id, "scan", "advisories-changed", settings.max_attempts)
 
 
 def _renew(session: Session, settings: Settings) -> None:
@@ -102,7 +113,7 @@ def _verify_due(session: Session, settings: Settings) -> None:
     due = utcnow() - _dt.timedelta(seconds=settings.verify_interval_s)
     ids = session.scalars(
         select(Model.id)
-        .where(Model.status.in_((*EVALUATED, "revoked")))
+        .where(Model.status.in_((*EVALUATED, "revoked")), Model.source_kind != "fleet")  # a sweep re-verifies those
         .where(or_(Model.last_verified_at.is_(None), Model.last_verified_at < due))
         .limit(BATCH)
     ).all()

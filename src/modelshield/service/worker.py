@@ -22,7 +22,7 @@ import types
 
 from sqlalchemy import delete, select
 
-from modelshield.service import queue, scheduler, webhooks
+from modelshield.service import fleet_entries, queue, scheduler, webhooks
 from modelshield.service.db import Database, is_unavailable
 from modelshield.service.models import Job, Worker, utcnow
 from modelshield.service.queue import Claimed
@@ -170,6 +170,8 @@ class WorkerLoop:
         try:
             if self.stopping:
                 raise Shutdown("stopping")
+            if job.kind in ("scan", "verify") and fleet_entries.run_job(self.db, job, self.id):
+                return  # a swept model: re-evaluated from what the sweep stored (no bytes to scan or hash)
             if job.kind == "scan":
                 run_scan(self.db, self.settings, job, self.id)
             elif job.kind == "verify":

@@ -5,6 +5,10 @@ EXISTS``); a catalog database now has them from its migrations, and a sweep into
 catalog's own model entries. The shapes are the ones the sweep wrote, so a database where a sweep
 made them already is left as it is.
 
+``scans.artifacts`` keeps a fleet entry's scanned artifacts (findings and the facts the CVE stage
+reads, as :mod:`modelshield.fleet.codec` JSON): the catalog holds no bytes of a swept model, so a
+policy change or a waiver re-evaluates the entry from them.
+
 Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-03
@@ -22,7 +26,9 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
-    """Create ``fleet_verdicts`` and ``fleet_results`` unless a sweep made them before."""
+    """Create ``fleet_verdicts`` and ``fleet_results`` unless a sweep made them before; add ``scans.artifacts``."""
+    with op.batch_alter_table("scans") as batch:
+        batch.add_column(sa.Column("artifacts", sa.Text(), nullable=True))
     existing = set(sa.inspect(op.get_bind()).get_table_names())
     if "fleet_verdicts" not in existing:
         op.create_table(
@@ -55,6 +61,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Drop the fleet tables."""
+    """Drop the fleet tables and ``scans.artifacts``."""
     op.drop_table("fleet_results")
     op.drop_table("fleet_verdicts")
+    with op.batch_alter_table("scans") as batch:
+        batch.drop_column("artifacts")
