@@ -185,11 +185,13 @@ def schema() -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------- loading
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_policy_text(text: str, file: str) -> PolicyFile:
     """Parse and validate policy YAML; PolicyError with file, line and field on any problem."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader (libyaml's when built)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
@@ -204,6 +206,7 @@ def load_policy_text(text: str, file: str) -> PolicyFile:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
         field = _dotted(loc)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)  # only now: the line of the field at fault
         raise PolicyError(file, _line(root, loc), field, err["msg"]) from None
 
 

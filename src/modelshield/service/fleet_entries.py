@@ -15,11 +15,13 @@ reads), so the catalog's decisions stay current between sweeps.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -103,12 +105,24 @@ def find_entry(session: Session, target: str) -> Model | None:
 
 
 def _policy(session: Session, model_id: int) -> Any:
+    """The catalog's policy with the model's active waivers, built once per distinct (policy, waivers)."""
+    waivers = catalog.active_waivers(session, model_id, utcnow().date())
+    key = tuple((w.id, w.rule, w.requested_by, w.reason, w.decided_by, w.expires_on) for w in waivers)
+    return _built_policy(policy_store.policy_text(session), key)
+
+
+@functools.lru_cache(maxsize=64)
+def _built_policy(text: str, waivers: tuple[tuple[Any, ...], ...]) -> Any:
+    """A sweep of thousands of models shares one policy: parse and build it once, not per model."""
     from modelshield.policy.engine import Policy
     from modelshield.policy.model import load_policy_text
 
-    waivers = catalog.active_waivers(session, model_id, utcnow().date())
-    text = policy_store.scan_policy_yaml(policy_store.load(session), waivers)
-    return Policy.from_spec(load_policy_text(text, "catalog policy"), "catalog policy")
+    rows = [
+        SimpleNamespace(id=w[0], rule=w[1], requested_by=w[2], reason=w[3], decided_by=w[4], expires_on=w[5])
+        for w in waivers
+    ]
+    scan_text = policy_store.scan_policy_yaml(load_policy_text(text, "service policy"), rows)  # type: ignore[arg-type]
+    return Policy.from_spec(load_policy_text(scan_text, "catalog policy"), "catalog policy")
 
 
 def _report(target: str, artifacts: Sequence[Artifact], fail_on: Severity, started: str, seconds: float) -> ScanReport:
