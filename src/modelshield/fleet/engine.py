@@ -117,7 +117,8 @@ class FleetStats:
         """The summary printed on stderr."""
         parts = ", ".join(f"{n} {status}" for status, n in sorted(self.counts.items()))
         rate = self.listed / self.seconds if self.seconds > 0 else 0.0
-        line = f"fleet: {self.listed} file(s) listed: {parts or 'none'}; {self.seconds:.2f} s ({rate:,.0f} files/s)"
+        shown = f"{rate:,.0f}" if rate >= 10 else f"{rate:.2f}"
+        line = f"fleet: {self.listed} file(s) listed: {parts or 'none'}; {self.seconds:.2f} s ({shown} files/s)"
         return f"{line}\n{self.catalog}" if self.catalog else line
 
 
