@@ -189,6 +189,7 @@ def test_probe_cli_attaches_the_signed_statement_to_the_catalog_entry(
     # a probe is shown alongside the file scan: the model's status is the scan's
     after = publisher.get(f"/api/v1/models/{model['id']}").json()
     assert after["status"] == model["status"] == "passed"
+    assert after["probes"] == listed and after["probes_url"] == f"/api/v1/models/{model['id']}/probes"
 
     # the stored statement is the signed one: it verifies offline with the prober's key
     downloaded = publisher.get(vulnerable["statement_url"])

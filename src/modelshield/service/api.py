@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
-from modelshield.service import audit, auth, badges, catalog, keys, policy_store, queue, registration, views, webhooks
+from modelshield.service import audit, auth, badges, catalog, keys, policy_store, probes, queue, registration, views, webhooks
 from modelshield.service.auth import Principal
 from modelshield.service.deps import Caller, Parts, Services, services
 from modelshield.service.errors import bad_request, invalid, not_found
@@ -248,9 +248,12 @@ def list_models(
 
 @api.get("/models/{model_id}")
 def get_model(model_id: int, who: Caller, parts: Parts) -> dict[str, Any]:
-    """One model with files, indicators, findings, decision and links."""
+    """One model with files, indicators, findings, decision, links and its latest endpoint probes."""
     with parts.db.read() as session:
-        return views.model_detail(session, catalog.get_model(session, model_id))
+        detail = views.model_detail(session, catalog.get_model(session, model_id))
+        detail["probes"] = probes.latest(session, model_id, limit=10)
+        detail["probes_url"] = f"/api/v1/models/{model_id}/probes"
+        return detail
 
 
 def scan_text(parts: Services, model_id: int, what: str) -> str:
