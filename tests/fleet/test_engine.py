@@ -14,7 +14,7 @@ import pytest
 from tests.fleet.conftest import HOLD, Cluster, benign_pickle, make_models, safetensors
 
 import modelshield
-from modelshield.fleet.engine import FileResult, FleetConfig, run_fleet
+from modelshield.fleet.engine import FileResult, FleetConfig, FleetStats, run_fleet
 from modelshield.fleet.listing import list_entries
 from modelshield.render.json import report_dict
 from modelshield.scan import ScanOptions
@@ -182,3 +182,11 @@ def test_listing_reads_lists_and_every_kind_of_target(tmp_path: Path, monkeypatc
     assert [e.kind for e in entries] == ["local"] * 7 + ["failed"]
     assert entries[5].url.endswith("model.safetensors") and entries[5].target == "hf://org/tiny"
     assert json.dumps([e.target for e in entries])
+
+
+def test_the_summary_shows_a_slow_sweep_rate_with_decimals_and_a_fast_one_whole() -> None:
+    slow = FleetStats(counts={"scanned": 3}, listed=3, seconds=4.0).summary()
+    assert slow == "fleet: 3 file(s) listed: 3 scanned; 4.00 s (0.75 files/s)"
+    fast = FleetStats(counts={"cached": 2000, "scanned": 5}, listed=2005, seconds=0.1, catalog="catalog: x").summary()
+    assert fast == "fleet: 2005 file(s) listed: 2000 cached, 5 scanned; 0.10 s (20,050 files/s)\ncatalog: x"
+    assert "(0.00 files/s)" in FleetStats().summary()

@@ -13,7 +13,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
-from modelshield.service import audit, auth, badges, catalog, keys, policy_store, probes, queue, registration, views, webhooks
+from modelshield.service import (
+    audit,
+    auth,
+    badges,
+    catalog,
+    keys,
+    policy_store,
+    probes,
+    queue,
+    registration,
+    views,
+    webhooks,
+)
 from modelshield.service.auth import Principal
 from modelshield.service.deps import Caller, Parts, Services, services
 from modelshield.service.errors import bad_request, invalid, not_found
